@@ -1,0 +1,63 @@
+"""What a person sees while a run trains: a live progress line, events, a summary table."""
+
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+
+def progress_text(m: Mapping[str, float]) -> str:
+    """``iter 12  steps 45,312  return 123.4  18,200 steps/s``"""
+    ret = m.get("rollout/episode_return_mean")
+    ret_text = f"{ret:8.1f}" if ret is not None else "       -"
+    return (f"iter {int(m['counters/iteration']):>5}  steps {int(m['counters/env_steps']):>10,}  "
+            f"return {ret_text}  {m.get('time/env_steps_per_s', 0.0):>9,.0f} steps/s")
+
+
+class ConsoleProgress:
+    """A live line on a terminal; elsewhere (logs, CI) a plain line every ``every_s`` seconds."""
+
+    def __init__(self, every_s: float = 1.0, console: Console | None = None):
+        self.console = console or Console(highlight=False)
+        self.every_s = every_s
+        self._last = 0.0
+        self._pending: str | None = None
+        self._live = Live(Text(""), console=self.console, refresh_per_second=4, transient=True) \
+            if self.console.is_terminal else None
+        if self._live:
+            self._live.start()
+
+    def update(self, metrics: Mapping[str, float]) -> None:
+        line = progress_text(metrics)
+        if self._live:
+            self._live.update(Text(line))
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self.console.print(line)
+            self._last = now
+            self._pending = None
+        else:
+            self._pending = line
+
+    def event(self, message: str) -> None:
+        self.console.print(f"[yellow]![/yellow] {message}")
+
+    def close(self) -> None:
+        if self._live:
+            self._live.stop()
+        elif self._pending:
+            self.console.print(self._pending)
+
+    def summary(self, title: str, rows: list[tuple[str, str]]) -> None:
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in rows:
+            table.add_row(key, value)
+        self.console.print(table)

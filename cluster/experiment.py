@@ -1,0 +1,101 @@
+"""An experiment file: the components' configs plus how to run them (resources, stop, outputs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import yaml
+
+from cluster import schema
+from cluster.schema import ConfigError
+from rl.config import EnvConfig, LearnerConfig, PolicyConfig, RolloutConfig
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    cpus_per_worker: float = field(default=1.0, metadata={"gt": 0})
+    """CPUs Ray reserves for each rollout worker."""
+    learner_gpus: float | Literal["auto"] = field(default=0.0, metadata={"ge": 0})
+    """GPUs for the learner. 0 runs it in the driver process; more places it in a Ray actor
+    holding that many GPUs; 'auto' takes one GPU when the cluster has one, else none."""
+    max_worker_restarts: int = field(default=10, metadata={"ge": 0})
+    """How many times dead rollout workers are replaced before the run gives up."""
+
+
+@dataclass(frozen=True)
+class StopConfig:
+    mean_return: float | None = 475.0
+    """Stop once the mean return of the last `window` episodes reaches this (null: never)."""
+    window: int = field(default=100, metadata={"ge": 1})
+    """Episodes in the moving window behind the return statistics."""
+    env_steps: int | None = field(default=2_000_000, metadata={"ge": 1})
+    """Stop after this many environment steps (null: no limit)."""
+    wall_time_s: float | None = field(default=None, metadata={"gt": 0})
+    """Stop after this many seconds of training (null: no limit)."""
+    iterations: int | None = field(default=None, metadata={"ge": 1})
+    """Stop after this many sample -> update iterations (null: no limit)."""
+
+    def __post_init__(self):
+        if all(v is None for v in (self.mean_return, self.env_steps, self.wall_time_s, self.iterations)):
+            raise ValueError("env_steps: at least one stop criterion must be set "
+                             "(mean_return, env_steps, wall_time_s or iterations)")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    runs_dir: str = "runs"
+    """Folder under which each run gets its own `<name>__<seed>__<time>` folder."""
+    checkpoint_every: int = field(default=10, metadata={"ge": 1})
+    """Write a checkpoint every this many iterations (and always at the end)."""
+    keep_checkpoints: int = field(default=3, metadata={"ge": 1})
+    """How many of the latest checkpoints to keep."""
+    console_every_s: float = field(default=1.0, metadata={"ge": 0})
+    """Seconds between progress lines when the output is not a terminal."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = field(default="experiment", metadata={"min_len": 1})
+    """Name of the experiment; the start of its run folder's name."""
+    seed: int = field(default=0, metadata={"ge": 0})
+    """Run seed; workers derive theirs from it and their index."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self):
+        if "/" in self.name or self.name in (".", ".."):
+            raise ValueError(f"name: expected a name without '/', got {self.name!r}")
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Reads, overrides and validates an experiment file; ConfigError says what is wrong."""
+    data, lines = schema.load_yaml(path)
+    extra = schema.parse_overrides(overrides)
+    merged = schema.merge(data, extra)
+    return schema.from_dict(ExperimentConfig, merged, source=str(path), lines=lines,
+                            override_keys=schema.flat_keys(extra))
+
+
+def dump_experiment(cfg: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(schema.to_dict(cfg), sort_keys=False))
+
+
+def check_env(cfg: ExperimentConfig, source: str) -> tuple[tuple[int, ...], int]:
+    """Builds the environment once, so an unknown id stops the run before Ray starts."""
+    from rl.envs import env_spaces
+    import gymnasium
+
+    try:
+        return env_spaces(cfg.env)
+    except ValueError as err:
+        raise ConfigError(str(err).partition(": ")[2], source=source, key="env.id") from None
+    except (gymnasium.error.Error, TypeError) as err:
+        raise ConfigError(f"cannot make {cfg.env.id!r} ({err})", source=source, key="env") from None
+

@@ -1,0 +1,94 @@
+"""Where a run's numbers go: a metrics file (JSONL), TensorBoard, a run log and a learning curve.
+
+Components return flat dicts of floats keyed ``area/name``; only this module writes them anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Mapping
+
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "run.log"
+CONFIG_FILE = "config.yaml"
+CURVE_FILE = "learning_curve.png"
+TB_DIR = "tb"
+
+
+def new_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
+    """``runs_dir/<name>__<seed>__<YYYYmmdd-HHMMSS>`` (with a suffix if that already exists)."""
+    base = Path(runs_dir) / f"{name}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = base, 1
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
+
+
+class RunOutputs:
+    """Appends each iteration's metrics to the JSONL file and TensorBoard; logs run events."""
+
+    def __init__(self, run_dir: Path):
+        from tensorboardX import SummaryWriter
+
+        self.run_dir = run_dir
+        self._metrics = open(run_dir / METRICS_FILE, "a")
+        self._log = open(run_dir / LOG_FILE, "a")
+        self._tb = SummaryWriter(logdir=str(run_dir / TB_DIR), flush_secs=5)
+
+    def write(self, metrics: Mapping[str, float], step: int) -> None:
+        row = {"timestamp": time.time(), "step": step, **metrics}
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+        for key, value in metrics.items():
+            self._tb.add_scalar(key, value, global_step=step)
+
+    def event(self, message: str) -> None:
+        self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        self._log.flush()
+
+    def close(self) -> None:
+        self._tb.close()
+        self._metrics.close()
+        self._log.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_learning_curve(run_dir: Path, target: float | None = None) -> Path | None:
+    """Mean return over the window against environment steps, as a PNG in the run folder."""
+    rows = [r for r in read_metrics(run_dir) if "rollout/episode_return_mean" in r]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.fill_between(steps, [r["rollout/episode_return_min"] for r in rows],
+                    [r["rollout/episode_return_max"] for r in rows], alpha=0.2, label="min-max")
+    ax.plot(steps, [r["rollout/episode_return_mean"] for r in rows], label="mean")
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return (moving window)")
+    ax.set_title(run_dir.name)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = run_dir / CURVE_FILE
+    fig.savefig(path)
+    plt.close(fig)
+    return path

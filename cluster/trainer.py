@@ -1,0 +1,220 @@
+"""The distributed REINFORCE loop: sample from all workers -> update -> broadcast -> report.
+
+The rollout workers are Ray actors; the learner lives in this (driver) process, or in a Ray actor
+holding GPUs when the config asks for them. Each iteration the learner's weights are put into
+Ray's object store once and every worker reads that one copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cluster import checkpoint
+from cluster.console import ConsoleProgress
+from cluster.experiment import ExperimentConfig
+from cluster.outputs import RunOutputs, plot_learning_curve
+from cluster.session import RaySession
+
+
+@dataclass
+class RunState:
+    """Counters that a checkpoint carries, so a resumed run continues where it was."""
+
+    iteration: int = 0
+    env_steps: int = 0
+    episodes: int = 0
+    train_time_s: float = 0.0
+    worker_restarts: int = 0
+    generation: int = 0
+    best_return_mean: float | None = None
+    recent_returns: list[float] = field(default_factory=list)
+    recent_lengths: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    stop_reason: str
+    state: RunState
+    last_metrics: dict[str, float]
+
+
+def stop_reason(cfg: ExperimentConfig, state: RunState, return_mean: float | None) -> str | None:
+    """Which configured stop criterion the run has met, if any."""
+    stop = cfg.stop
+    if (stop.mean_return is not None and return_mean is not None
+            and len(state.recent_returns) >= stop.window and return_mean >= stop.mean_return):
+        return f"solved: mean return {return_mean:.1f} >= {stop.mean_return:g} over {stop.window} episodes"
+    if stop.env_steps is not None and state.env_steps >= stop.env_steps:
+        return f"env step budget reached ({stop.env_steps:,})"
+    if stop.iterations is not None and state.iteration >= stop.iterations:
+        return f"iteration budget reached ({stop.iterations})"
+    if stop.wall_time_s is not None and state.train_time_s >= stop.wall_time_s:
+        return f"wall time budget reached ({stop.wall_time_s:g} s)"
+    return None
+
+
+class Trainer:
+    """Runs one experiment on the current Ray session. ``run()`` returns when a stop criterion is
+    met or on Ctrl-C; either way it writes a final checkpoint and stops its actors."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, obs_shape: tuple[int, ...],
+                 num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
+                 progress: ConsoleProgress | None = None):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.obs_shape, self.num_actions = obs_shape, num_actions
+        self.progress = progress or ConsoleProgress(cfg.output.console_every_s)
+        self.outputs = RunOutputs(run_dir)
+        self.learner_state = None
+        self.state = RunState()
+        if resume is not None:
+            self.learner_state, counters = resume
+            self.state = RunState(**counters)
+            self.state.generation += 1  # fresh worker seeds: a resumed run never replays
+        window = cfg.stop.window
+        self.returns = deque(self.state.recent_returns, maxlen=window)
+        self.lengths = deque(self.state.recent_lengths, maxlen=window)
+
+    # --------------------------------------------------------------------------------- set-up
+
+    def _make_learner(self) -> Any:
+        from rl.learner import ReinforceLearner
+
+        cfg = self.cfg
+        gpus = cfg.resources.learner_gpus
+        if gpus == "auto":
+            gpus = 1.0 if RaySession.resources().get("GPU", 0) >= 1 else 0.0
+        args = (self.obs_shape, self.num_actions, cfg.policy, cfg.learner)
+        if gpus:
+            from cluster.workers import RemoteLearner
+
+            self._event(f"learner placed in a Ray actor with {gpus:g} GPU(s)")
+            return RemoteLearner(ReinforceLearner, *args, seed=cfg.seed, num_gpus=gpus)
+        return ReinforceLearner(*args, seed=cfg.seed)
+
+    def _num_workers(self) -> int:
+        n = self.cfg.rollout.num_workers
+        if n == "auto":
+            cpus = RaySession.resources().get("CPU", 1.0)
+            n = max(1, int(cpus // self.cfg.resources.cpus_per_worker))
+        return n
+
+    def _event(self, message: str) -> None:
+        self.outputs.event(message)
+        self.progress.event(message)
+
+    # ---------------------------------------------------------------------------------- loop
+
+    def run(self) -> RunResult:
+        import ray
+
+        from cluster.workers import WorkerGroup
+
+        cfg, state = self.cfg, self.state
+        learner = self._make_learner()
+        if self.learner_state is not None:
+            learner.set_state(self.learner_state)
+            self._event(f"resumed at iteration {state.iteration}, {state.env_steps:,} env steps")
+        num_workers = self._num_workers()
+        self._event(f"starting {num_workers} rollout worker(s) x {cfg.rollout.envs_per_worker} "
+                    f"env(s) of {cfg.env.id}")
+        workers = WorkerGroup(
+            run_id=self.run_dir.name, num_workers=num_workers,
+            worker_args=(cfg.env, cfg.policy, cfg.rollout), seed=cfg.seed,
+            cpus_per_worker=cfg.resources.cpus_per_worker,
+            max_restarts=max(0, cfg.resources.max_worker_restarts - state.worker_restarts),
+            generation=state.generation, on_event=self._event)
+        reason, metrics = "failed", {}
+        clock = time.monotonic()
+        try:
+            weights_ref = ray.put(learner.get_weights())      # one copy, read by every worker
+            reason = None
+            while reason is None:
+                t0 = time.perf_counter()
+                batches = workers.sample(weights_ref)
+                sample_s = time.perf_counter() - t0
+                learn_metrics = learner.update(batches)
+                weights_ref = ray.put(learner.get_weights())
+                iter_s = time.perf_counter() - t0
+                now = time.monotonic()
+                state.train_time_s += now - clock
+                clock = now
+                metrics = self._record(batches, learn_metrics, sample_s, iter_s, workers.restarts)
+                state.worker_restarts = workers.restarts
+                self.outputs.write(metrics, step=state.env_steps)
+                self.progress.update(metrics)
+                if state.iteration % cfg.output.checkpoint_every == 0:
+                    self._checkpoint(learner)
+                reason = stop_reason(cfg, state, metrics.get("rollout/episode_return_mean"))
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C)"
+        finally:
+            state.worker_restarts = workers.restarts
+            reason = reason or "failed"
+            self.progress.close()
+            try:
+                self._checkpoint(learner)
+            except Exception as err:  # the learner's actor may be gone with the cluster
+                self._event(f"could not write the final checkpoint: {err}")
+            workers.shutdown()
+            if hasattr(learner, "shutdown"):
+                learner.shutdown()
+            self._event(f"stopped: {reason}")
+            self.outputs.close()
+            plot_learning_curve(self.run_dir, cfg.stop.mean_return)
+        return RunResult(self.run_dir, reason, state, metrics)
+
+    def _record(self, batches: list, learn_metrics: dict[str, float], sample_s: float,
+                iter_s: float, restarts: int) -> dict[str, float]:
+        state = self.state
+        steps = sum(b.num_steps for b in batches)
+        for b in batches:
+            self.returns.extend(b.episode_returns.tolist())
+            self.lengths.extend(b.episode_lengths.tolist())
+            state.episodes += b.num_episodes
+        state.env_steps += steps
+        state.iteration += 1
+        state.recent_returns = list(self.returns)
+        state.recent_lengths = list(self.lengths)
+        returns = np.asarray(self.returns)
+        mean = float(returns.mean())
+        state.best_return_mean = mean if state.best_return_mean is None else max(state.best_return_mean, mean)
+        return {
+            "rollout/episode_return_mean": mean,
+            "rollout/episode_return_min": float(returns.min()),
+            "rollout/episode_return_max": float(returns.max()),
+            "rollout/episode_length_mean": float(np.mean(self.lengths)),
+            **learn_metrics,
+            "time/sample_s": sample_s,
+            "time/iteration_s": iter_s,
+            "time/env_steps_per_s": steps / iter_s,
+            "time/sample_steps_per_s": steps / sample_s,
+            "time/train_s": state.train_time_s,
+            "counters/iteration": float(state.iteration),
+            "counters/env_steps": float(state.env_steps),
+            "counters/episodes": float(state.episodes),
+            "counters/worker_restarts": float(restarts),
+        }
+
+    def _checkpoint(self, learner: Any) -> None:
+        checkpoint.save(self.run_dir / "checkpoints", self.state.iteration, learner.get_state(),
+                        dataclasses.asdict(self.state), keep=self.cfg.output.keep_checkpoints)
+
+
+def prefetch_tensorflow(cfg: ExperimentConfig) -> threading.Thread | None:
+    """Imports TensorFlow (~7 s) in a thread while Ray starts, when the learner runs here."""
+    if cfg.resources.learner_gpus != 0:
+        return None
+    thread = threading.Thread(target=importlib.import_module, args=("rl.learner",), daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,84 @@
+"""Rollout workers and the learner as Ray actors; dead workers are replaced.
+
+``rl.rollout.RolloutWorker`` does not know it is remote: ``ray.remote`` is applied here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
+
+from rl.rollout import RolloutWorker
+from rl.trajectory import Trajectories
+
+NAMESPACE = "labrun"
+
+
+class WorkerGroup:
+    """``num_workers`` rollout actors of one run. Call sequence: ``sample(weights_ref)`` each
+    iteration, ``shutdown()`` at the end. Events (a worker lost and replaced) go to ``on_event``."""
+
+    def __init__(self, run_id: str, num_workers: int, worker_args: tuple, seed: int,
+                 cpus_per_worker: float, max_restarts: int, generation: int = 0,
+                 on_event: Callable[[str], None] = lambda message: None):
+        self.run_id = run_id
+        self.worker_args = worker_args
+        self.seed = seed
+        self.max_restarts = max_restarts
+        self.restarts = 0
+        self.on_event = on_event
+        self._remote = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(RolloutWorker)
+        self.generations = [generation] * num_workers
+        self.actors = [self._start(i) for i in range(num_workers)]
+
+    def _start(self, index: int) -> Any:
+        name = f"{self.run_id}/rollout-{index}.{self.generations[index]}"
+        return self._remote.options(name=name, namespace=NAMESPACE).remote(
+            *self.worker_args, seed=self.seed, worker_index=index,
+            generation=self.generations[index])
+
+    def _replace(self, index: int, err: Exception) -> None:
+        self.restarts += 1
+        if self.restarts > self.max_restarts:
+            raise RuntimeError(f"rollout worker {index} died and the run has used all "
+                               f"{self.max_restarts} worker restarts: {type(err).__name__}") from err
+        self.generations[index] += 1
+        self.actors[index] = self._start(index)
+        self.on_event(f"rollout worker {index} was lost ({type(err).__name__}); started a "
+                      f"replacement ({self.restarts}/{self.max_restarts} restarts used)")
+
+    def sample(self, weights_ref: Any) -> list[Trajectories]:
+        """One batch from every worker, in worker order; a lost worker is replaced and re-asked."""
+        pending = {i: actor.sample.remote(weights_ref) for i, actor in enumerate(self.actors)}
+        out: list[Trajectories | None] = [None] * len(self.actors)
+        while pending:
+            ready, _ = ray.wait(list(pending.values()), num_returns=1)
+            index = next(i for i, ref in pending.items() if ref == ready[0])
+            try:
+                out[index] = ray.get(pending.pop(index))
+            except (RayActorError, ActorUnavailableError) as err:
+                self._replace(index, err)
+                pending[index] = self.actors[index].sample.remote(weights_ref)
+        return out  # type: ignore[return-value]
+
+    def shutdown(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+
+
+class RemoteLearner:
+    """A learner in its own Ray actor (to hold GPUs); same methods as the local one, blocking."""
+
+    def __init__(self, learner_cls: type, *args: Any, num_gpus: float, **kwargs: Any):
+        self._actor = ray.remote(num_cpus=0, num_gpus=num_gpus, max_restarts=0)(learner_cls).remote(
+            *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._actor, name)
+        return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
+
+    def shutdown(self) -> None:
+        ray.kill(self._actor, no_restart=True)

@@ -1,0 +1,47 @@
+"""What rollout workers send to the learner: whole episodes, back to back, as NumPy arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Complete episodes stored back to back.
+
+    obs: [T, *obs_shape]; actions: [T] int32; rewards: [T] float32;
+    episode_lengths: [E] int64, summing to T.
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    episode_lengths: np.ndarray
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_lengths.shape[0])
+
+    @property
+    def episode_returns(self) -> np.ndarray:
+        """[E] undiscounted return of each episode."""
+        starts = np.cumsum(self.episode_lengths) - self.episode_lengths
+        if not len(starts):
+            return np.zeros(0, np.float32)
+        return np.add.reduceat(self.rewards, starts).astype(np.float32)
+
+    @staticmethod
+    def concat(parts: Sequence["Trajectories"]) -> "Trajectories":
+        return Trajectories(
+            obs=np.concatenate([p.obs for p in parts]),
+            actions=np.concatenate([p.actions for p in parts]),
+            rewards=np.concatenate([p.rewards for p in parts]),
+            episode_lengths=np.concatenate([p.episode_lengths for p in parts]),
+        )
