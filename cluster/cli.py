@@ -61,11 +61,9 @@ def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume
 
     progress = ConsoleProgress(cfg.output.console_every_s)
     progress.console.print(f"run folder: {run_dir}")
-    importer = prefetch_tensorflow(cfg)
+    prefetch_tensorflow(cfg)
     try:
         with RaySession(address=address):
-            if importer is not None:
-                importer.join()
             result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume,
                              progress=progress).run()
     except KeyboardInterrupt:  # Ctrl-C while Ray was starting or stopping

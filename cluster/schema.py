@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import functools
 import inspect
 import textwrap
@@ -44,6 +45,24 @@ class ConfigError(ValueError):
 # ----------------------------------------------------------------------------------- YAML reading
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e6`` as a string; here, as in YAML 1.2, it is the number 1000000.0."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _parse(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 def _line_map(node: yaml.Node, prefix: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
     """Key path -> 1-based line of the key, for every mapping key in a composed YAML tree."""
     out = {} if out is None else out
@@ -62,8 +81,8 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise ConfigError("no such file" if not path.exists() else "not a file", source=str(path))
     text = path.read_text()
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = _parse(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -86,7 +105,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"expected key.path=value, got {pair!r}", source="--set")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _parse(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         node = out
@@ -151,14 +170,16 @@ def _bounds_text(meta: Mapping[str, Any]) -> str:
     return " and ".join(f"{words[k]} {meta[k]}" for k in ("gt", "ge", "lt", "le") if k in meta)
 
 
-def _describe(tp: Any) -> str:
+def _describe(tp: Any, meta: Mapping[str, Any] | None = None) -> str:
+    """Words for what a field of type ``tp`` (with bounds ``meta``) accepts."""
     origin = typing.get_origin(tp)
+    bounds = f" {_bounds_text(meta)}" if meta and _bounds_text(meta) else ""
     if tp is bool:
         return "true or false"
     if tp is int:
-        return "an integer"
+        return "an integer" + bounds
     if tp is float:
-        return "a number"
+        return "a number" + bounds
     if tp is str:
         return "a string"
     if tp is Any:
@@ -166,11 +187,12 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
+        return " or ".join(_describe(a, meta) for a in typing.get_args(tp))
     if tp is type(None):
         return "null"
     if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+        item = _describe(typing.get_args(tp)[0]).removeprefix("a ").removeprefix("an ")
+        return f"a list of {item}s{bounds}"
     if origin is dict:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
@@ -263,7 +285,13 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise _Invalid(path, f"missing; expected {_describe(hints[name])}")
             continue
-        value = _convert(data[name], hints[name], path)
+        try:
+            value = _convert(data[name], hints[name], path)
+        except _Invalid as err:
+            if err.key == path and _bounds_text(f.metadata):  # say the bounds too
+                expected = _describe(hints[name], f.metadata)
+                raise _Invalid(path, f"expected {expected}, got {_kind(data[name])}") from None
+            raise
         _check_bounds(value, f.metadata, hints[name], path)
         kwargs[name] = value
     try:
@@ -331,9 +359,7 @@ def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, st
         if dataclasses.is_dataclass(tp):
             rows += describe_fields(tp, path)
             continue
-        expected = _describe(tp)
-        if _bounds_text(f.metadata):
-            expected += f" {_bounds_text(f.metadata)}"
+        expected = _describe(tp, f.metadata)
         if f.default is not dataclasses.MISSING:
             default = yaml.safe_dump(plain_default(f.default), default_flow_style=True).strip()
             default = default.removesuffix("\n...").removesuffix("...").strip()

@@ -16,12 +16,23 @@ class ClusterError(RuntimeError):
     """Ray could not be started or reached; the message says why and what to try."""
 
 
-def _prepare_environment(local: bool) -> None:
-    os.environ.setdefault("RAY_AUTH_MODE", "token")        # never turn authentication off
+def is_loopback(address: str | None) -> bool:
+    """True for no address (embedded Ray) and for 127.x.x.x / localhost addresses."""
+    if address is None:
+        return True
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def prepare_environment(address: str | None) -> None:
+    """Environment every Ray process of ours inherits; call before ``import ray``."""
+    # Token authentication stays on: with RAY_AUTH_MODE unset, a driver joining a cluster does
+    # not send the token that `ray start` made, and is refused with InvalidAuthToken.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry leaves the machine
-    if local:
-        # Ray advertises the machine's outward address unless told that this is a single-node
-        # cluster; with this set, every Ray process of the embedded cluster uses 127.0.0.1.
+    if is_loopback(address):
+        # Ray rewrites 127.0.0.1 into the machine's outward address unless told that this is a
+        # single-machine cluster; with this set, it binds and connects on 127.0.0.1 only.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
@@ -38,7 +49,7 @@ class RaySession:
         self.started = False
 
     def __enter__(self) -> "RaySession":
-        _prepare_environment(local=self.address is None)
+        prepare_environment(self.address)
         import ray
 
         kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING,

@@ -121,10 +121,6 @@ class Trainer:
         from cluster.workers import WorkerGroup
 
         cfg, state = self.cfg, self.state
-        learner = self._make_learner()
-        if self.learner_state is not None:
-            learner.set_state(self.learner_state)
-            self._event(f"resumed at iteration {state.iteration}, {state.env_steps:,} env steps")
         num_workers = self._num_workers()
         self._event(f"starting {num_workers} rollout worker(s) x {cfg.rollout.envs_per_worker} "
                     f"env(s) of {cfg.env.id}")
@@ -134,6 +130,11 @@ class Trainer:
             cpus_per_worker=cfg.resources.cpus_per_worker,
             max_restarts=max(0, cfg.resources.max_worker_restarts - state.worker_restarts),
             generation=state.generation, on_event=self._event)
+        # Built after the workers, so that their processes start while TensorFlow loads here.
+        learner = self._make_learner()
+        if self.learner_state is not None:
+            learner.set_state(self.learner_state)
+            self._event(f"resumed at iteration {state.iteration}, {state.env_steps:,} env steps")
         reason, metrics = "failed", {}
         clock = time.monotonic()
         try:
@@ -212,7 +213,10 @@ class Trainer:
 
 
 def prefetch_tensorflow(cfg: ExperimentConfig) -> threading.Thread | None:
-    """Imports TensorFlow (~7 s) in a thread while Ray starts, when the learner runs here."""
+    """Imports TensorFlow (~7 s) in a thread while Ray starts, when the learner runs here.
+
+    Nothing needs to wait for the thread: a later ``import rl.learner`` blocks on the import lock
+    until this one finishes."""
     if cfg.resources.learner_gpus != 0:
         return None
     thread = threading.Thread(target=importlib.import_module, args=("rl.learner",), daemon=True)

@@ -1,0 +1,120 @@
+"""Shared fixtures: one Ray head on 127.0.0.1 for the whole test session, and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LABRUN = str(Path(sys.executable).with_name("labrun"))
+
+# Every Ray process the tests start (and the CLI runs they launch) inherits these: loopback only,
+# token authentication on, no usage statistics sent anywhere.
+RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+os.environ.update(RAY_ENV)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes_of(temp_dir: str) -> list[psutil.Process]:
+    """Ray processes started with ``temp_dir`` and all their descendants."""
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(temp_dir in arg for arg in proc.info["cmdline"] or []):
+                found[proc.pid] = proc
+                for child in proc.children(recursive=True):
+                    found[child.pid] = child
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return list(found.values())
+
+
+def stop_processes(procs: list[psutil.Process], timeout: float = 10) -> None:
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """Address of a Ray head started for this test session (``ray start`` on 127.0.0.1)."""
+    temp_dir = tempfile.mkdtemp(prefix="lr-ray-", dir="/tmp")  # short: Ray's socket paths
+    port = free_port()
+    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head",
+           "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+           "--ray-client-server-port", str(free_port()), "--dashboard-port", str(free_port()),
+           "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        stop_processes(processes_of(temp_dir))
+        pytest.fail(f"ray start failed:\n{out.stdout}\n{out.stderr}")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        stop_processes(processes_of(temp_dir))
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_client(ray_address):
+    """This test process connected, as a driver, to the session's Ray head."""
+    import ray
+
+    ray.init(address=ray_address, namespace="labrun-tests", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """``labrun ARGS`` through the installed console script, from the repository root."""
+    return subprocess.run([LABRUN, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def start_cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([LABRUN, *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def only_run_dir(runs_dir: Path) -> Path:
+    runs = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, f"expected one run folder in {runs_dir}, found {runs}"
+    return runs[0]

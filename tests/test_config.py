@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.experiment import ExperimentConfig, dump_experiment, load_experiment
+from cluster.schema import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = """\
+name: t
+seed: 1
+learner:
+  lr: 0.01
+  gamma: 0.99
+rollout:
+  num_workers: 2
+stop:
+  env_steps: 1000
+"""
+
+
+def write(tmp_path, text, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path, text, overrides=()):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path, overrides)
+    return str(info.value), path
+
+
+def test_good_config_loads_frozen_with_defaults(tmp_path):
+    cfg = load_experiment(write(tmp_path, GOOD))
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.learner.lr == 0.01 and cfg.rollout.num_workers == 2
+    assert cfg.policy.hidden_sizes == (32,)
+    with pytest.raises(AttributeError):
+        cfg.seed = 3  # frozen
+
+
+def test_set_overrides_go_through_the_same_types(tmp_path):
+    cfg = load_experiment(write(tmp_path, GOOD), ["learner.lr=0.5", "policy.hidden_sizes=[64, 64]",
+                                                  "rollout.num_workers=auto", "stop.env_steps=1e6"])
+    assert cfg.learner.lr == 0.5 and cfg.policy.hidden_sizes == (64, 64)
+    assert cfg.rollout.num_workers == "auto" and cfg.stop.env_steps == 1_000_000
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_experiment(write(tmp_path, GOOD), ["learner.baseline=time_mean"])
+    dump_experiment(cfg, tmp_path / "resolved.yaml")
+    assert load_experiment(tmp_path / "resolved.yaml") == cfg
+
+
+BAD = [
+    # (yaml text, --set overrides, what the message must say)
+    (GOOD.replace("lr: 0.01", "lr: 0"), (), "line 4: learner.lr: expected a number > 0, got 0"),
+    (GOOD.replace("lr: 0.01", "lr: -1e-3"), (), "learner.lr: expected a number > 0, got -0.001"),
+    (GOOD.replace("gamma: 0.99", "gamma: 0"), (), "line 5: learner.gamma: expected a number > 0 and <= 1, got 0"),
+    (GOOD.replace("gamma: 0.99", "gamma: 1.5"), (), "learner.gamma: expected a number > 0 and <= 1, got 1.5"),
+    (GOOD.replace("num_workers: 2", "num_workers: 0"), (), "line 7: rollout.num_workers: expected an integer >= 1, got 0"),
+    (GOOD.replace("num_workers: 2", "num_workers: many"), (), "rollout.num_workers: expected an integer >= 1 or one of 'auto', got a string ('many')"),
+    (GOOD.replace("lr: 0.01", "lr: fast"), (), "line 4: learner.lr: expected a number > 0, got a string ('fast')"),
+    (GOOD.replace("lr: 0.01", "lrr: 0.01"), (), "line 4: learner.lrr: unknown key; expected one of: lr, gamma,"),
+    (GOOD + "optimiser: adam\n", (), "line 10: optimiser: unknown key; expected one of: name, seed,"),
+    (GOOD.replace("seed: 1", "seed: 1.5"), (), "line 2: seed: expected an integer >= 0, got a number (1.5)"),
+    (GOOD.replace("seed: 1", "seed: true"), (), "seed: expected an integer >= 0, got a boolean (True)"),
+    (GOOD + "policy:\n  hidden_sizes: [32, x]\n", (), "policy.hidden_sizes[1]: expected an integer, got a string ('x')"),
+    (GOOD + "policy:\n  hidden_sizes: [32, 0]\n", (), "policy.hidden_sizes[1]: expected an integer > 0, got 0"),
+    (GOOD + "policy:\n  activation: gelu\n", (), "policy.activation: expected one of 'relu', 'tanh', got a string ('gelu')"),
+    (GOOD.replace("stop:\n  env_steps: 1000", "stop:\n  mean_return: null\n  env_steps: null"), (),
+     "stop.env_steps: at least one stop criterion must be set"),
+    (GOOD.replace("name: t", "name: a/b"), (), "name: expected a name without '/'"),
+    (GOOD + "learner: 3\n", (), "learner: expected a mapping of LearnerConfig keys, got a number (3)"),
+    ("- just\n- a list\n", (), "expected a mapping of keys at the top, got a list"),
+    ("learner:\n  lr: [0.1\n", (), "not valid YAML"),
+    (GOOD, ("learner.lr=-1",), "--set: learner.lr: expected a number > 0, got -1"),
+    (GOOD, ("learner.momentum=0.9",), "--set: learner.momentum: unknown key"),
+    (GOOD, ("learner.lr",), "--set: expected key.path=value, got 'learner.lr'"),
+]
+
+
+@pytest.mark.parametrize("text, overrides, expected", BAD)
+def test_bad_configs_say_where_and_what(tmp_path, text, overrides, expected):
+    message, path = error_of(tmp_path, text, overrides)
+    assert expected in message
+    if not overrides:
+        assert message.startswith(str(path))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: no such file"):
+        load_experiment(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = load_experiment(path)
+    assert cfg.name
+    assert yaml.safe_load(path.read_text())["name"] == cfg.name
