@@ -52,37 +52,35 @@ class RolloutWorker:
         if weights is not None:
             self.set_weights(weights)
         n = len(self.envs)
-        first = [self._reset(i) for i in range(n)]
-        obs = np.stack(first).astype(np.float32)                  # [N, *obs_shape]
-        remaining = np.full(n, self.cfg.episodes_per_env)
-        active = np.arange(n)
+        last_obs = [self._reset(i) for i in range(n)]            # each env's current observation
+        remaining = [self.cfg.episodes_per_env] * n
+        active = list(range(n))
         # Per environment: the current episode's steps, and its finished episodes.
-        cur_obs = [[o] for o in first]
+        cur_obs: list[list[np.ndarray]] = [[] for _ in range(n)]
         cur_act: list[list[int]] = [[] for _ in range(n)]
         cur_rew: list[list[float]] = [[] for _ in range(n)]
         done_eps: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(n)]
-        while len(active):
-            actions = self.policy.act(obs[active], self.rng)       # one call for all envs
+        while active:
+            batch_obs = np.asarray([last_obs[i] for i in active], np.float32)  # [B, *obs_shape]
+            actions = self.policy.act(batch_obs, self.rng).tolist()          # one call, all envs
             still = []
-            for j, i in enumerate(active.tolist()):
-                a = int(actions[j])
+            for i, a in zip(active, actions):
+                cur_obs[i].append(last_obs[i])
                 o, r, terminated, truncated, _ = self.envs[i].step(a)
                 cur_act[i].append(a)
-                cur_rew[i].append(float(r))
+                cur_rew[i].append(r)
                 if terminated or truncated:
-                    steps = len(cur_act[i])
-                    done_eps[i].append((np.asarray(cur_obs[i][:steps], np.float32),
+                    done_eps[i].append((np.asarray(cur_obs[i], np.float32),
                                         np.asarray(cur_act[i], np.int32),
                                         np.asarray(cur_rew[i], np.float32)))
+                    cur_obs[i], cur_act[i], cur_rew[i] = [], [], []
                     remaining[i] -= 1
                     if remaining[i] == 0:
                         continue
                     o = self._reset(i)
-                    cur_obs[i], cur_act[i], cur_rew[i] = [], [], []
-                cur_obs[i].append(o)
-                obs[i] = o
+                last_obs[i] = o
                 still.append(i)
-            active = np.asarray(still, dtype=np.int64)
+            active = still
         episodes = [ep for per_env in done_eps for ep in per_env]
         return Trajectories(
             obs=np.concatenate([e[0] for e in episodes]),

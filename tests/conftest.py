@@ -31,12 +31,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def processes_of(temp_dir: str) -> list[psutil.Process]:
-    """Ray processes started with ``temp_dir`` and all their descendants."""
+def processes_of(*markers: str) -> list[psutil.Process]:
+    """Processes whose command line names any of ``markers`` (a Ray temp dir, a GCS address),
+    and all their descendants."""
     found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if any(temp_dir in arg for arg in proc.info["cmdline"] or []):
+            if any(m in arg for arg in proc.info["cmdline"] or [] for m in markers):
                 found[proc.pid] = proc
                 for child in proc.children(recursive=True):
                     found[child.pid] = child
@@ -70,7 +71,7 @@ def ray_address():
            "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
-        stop_processes(processes_of(temp_dir))
+        stop_processes(processes_of(temp_dir, f"127.0.0.1:{port}"))
         pytest.fail(f"ray start failed:\n{out.stdout}\n{out.stderr}")
     try:
         yield f"127.0.0.1:{port}"
@@ -79,7 +80,7 @@ def ray_address():
 
         if ray.is_initialized():
             ray.shutdown()
-        stop_processes(processes_of(temp_dir))
+        stop_processes(processes_of(temp_dir, f"127.0.0.1:{port}"))
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -1,0 +1,30 @@
+# Two commands: `make run` and `make test`. Both set up .venv from pyproject.toml first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: set up, then train CartPole on an embedded local Ray with every CPU until solved
+run: $(STAMP)
+	$(BIN)/labrun train configs/cartpole.yaml
+
+## test: set up, then run the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## bench: set up, then run the benchmarks (tables on screen, JSON in benchmarks/results/)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache *.egg-info
