@@ -24,6 +24,19 @@ from rl.returns import advantages
 from rl.trajectory import Trajectories
 
 
+def enable_memory_growth() -> list[str]:
+    """Lets TensorFlow take GPU memory as it needs it rather than all at once, so learners and
+    trials sharing a GPU fit side by side. Must run before TensorFlow first touches the GPU;
+    returns the names of the GPUs this process sees (none on a CPU machine)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process: its setting stands
+            pass
+    return [gpu.name for gpu in gpus]
+
+
 class ReinforceLearner:
     """Policy gradient with discounted, normalised returns; Adam; a compiled train step."""
 
@@ -31,11 +44,14 @@ class ReinforceLearner:
                  cfg: LearnerConfig, seed: int = 0, reset_on_reward: bool = False):
         self.cfg = cfg
         self.reset_on_reward = reset_on_reward
+        self.gpus = enable_memory_growth()
         self.model = build_policy(obs_shape, num_actions, policy_cfg, seed)
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
         self.optimizer.build(self.model.trainable_variables)
         self.num_updates = 0
-        self._train_step = tf.function(self._step, input_signature=(
+        # A closure, not the bound method: Ray adds a keyword to the methods of actor classes,
+        # which would not fit the compiled function's signature.
+        self._train_step = tf.function(lambda o, a, w: self._step(o, a, w), input_signature=(
             tf.TensorSpec([None, *obs_shape], tf.float32),
             tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None], tf.float32),
