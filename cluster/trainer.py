@@ -22,6 +22,7 @@ from cluster import checkpoint
 from cluster.console import ConsoleProgress
 from cluster.experiment import ExperimentConfig
 from cluster.outputs import RunOutputs, plot_learning_curve
+from cluster.schema import ConfigError
 from cluster.session import RaySession
 
 
@@ -104,9 +105,15 @@ class Trainer:
 
     def _num_workers(self) -> int:
         n = self.cfg.rollout.num_workers
+        per_worker = self.cfg.resources.cpus_per_worker
+        cpus = RaySession.resources().get("CPU", 0.0)
         if n == "auto":
-            cpus = RaySession.resources().get("CPU", 1.0)
-            n = max(1, int(cpus // self.cfg.resources.cpus_per_worker))
+            return max(1, int(cpus // per_worker))
+        if n * per_worker > cpus:  # the actors would wait for CPUs forever
+            raise ConfigError(
+                f"{n} workers x resources.cpus_per_worker={per_worker:g} need {n * per_worker:g} "
+                f"CPUs; the Ray cluster has {cpus:g}. Lower either, or use num_workers: auto",
+                key="rollout.num_workers")
         return n
 
     def _event(self, message: str) -> None:

@@ -178,6 +178,14 @@ def test_bad_input_exits_2_with_one_message_and_no_traceback(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_more_workers_than_the_cluster_has_cpus_is_bad_input(ray_address, tmp_path):
+    out = run_cli("train", "configs/cartpole.yaml", "--address", ray_address, "--runs-dir", str(tmp_path),
+                  "--set", "rollout.num_workers=5")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "rollout.num_workers: 5 workers x resources.cpus_per_worker=1 need 5 CPUs; " \
+           "the Ray cluster has 2" in out.stderr
+
+
 def test_help_explains_the_commands():
     out = run_cli("--help")
     assert out.returncode == 0
