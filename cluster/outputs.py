@@ -31,15 +31,25 @@ def new_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
 
 
 class RunOutputs:
-    """Appends each iteration's metrics to the JSONL file and TensorBoard; logs run events."""
+    """Appends each iteration's metrics to the JSONL file and TensorBoard; logs run events.
 
-    def __init__(self, run_dir: Path):
+    ``resume_step``: the env step of the checkpoint a resumed run starts from. Rows logged after
+    it by the interrupted run are dropped from the metrics file and hidden in TensorBoard (a
+    SessionLog.START at that step), so the resumed counters continue a clean history.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
         from tensorboardX import SummaryWriter
 
         self.run_dir = run_dir
+        if resume_step is not None:
+            kept = [r for r in read_metrics(run_dir) if r["step"] <= resume_step]
+            (run_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._metrics = open(run_dir / METRICS_FILE, "a")
         self._log = open(run_dir / LOG_FILE, "a")
-        self._tb = SummaryWriter(logdir=str(run_dir / TB_DIR), flush_secs=5)
+        # TensorBoard hides events at steps >= purge_step: keep the checkpoint's own row.
+        purge = None if resume_step is None else resume_step + 1
+        self._tb = SummaryWriter(logdir=str(run_dir / TB_DIR), flush_secs=5, purge_step=purge)
 
     def write(self, metrics: Mapping[str, float], step: int) -> None:
         row = {"timestamp": time.time(), "step": step, **metrics}
@@ -47,6 +57,10 @@ class RunOutputs:
         self._metrics.flush()
         for key, value in metrics.items():
             self._tb.add_scalar(key, value, global_step=step)
+
+    def flush(self) -> None:
+        """Makes everything written so far durable (called with each checkpoint)."""
+        self._tb.flush()
 
     def event(self, message: str) -> None:
         self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")

@@ -75,13 +75,13 @@ class Trainer:
         self.run_dir = run_dir
         self.obs_shape, self.num_actions = obs_shape, num_actions
         self.progress = progress or ConsoleProgress(cfg.output.console_every_s)
-        self.outputs = RunOutputs(run_dir)
         self.learner_state = None
         self.state = RunState()
         if resume is not None:
             self.learner_state, counters = resume
             self.state = RunState(**counters)
             self.state.generation += 1  # fresh worker seeds: a resumed run never replays
+        self.outputs = RunOutputs(run_dir, self.state.env_steps if resume is not None else None)
         window = cfg.stop.window
         self.returns = deque(self.state.recent_returns, maxlen=window)
         self.lengths = deque(self.state.recent_lengths, maxlen=window)
@@ -215,6 +215,7 @@ class Trainer:
         }
 
     def _checkpoint(self, learner: Any) -> None:
+        self.outputs.flush()  # TensorBoard holds events back; a checkpoint's history is on disk
         checkpoint.save(self.run_dir / "checkpoints", self.state.iteration, learner.get_state(),
                         dataclasses.asdict(self.state), keep=self.cfg.output.keep_checkpoints)
 

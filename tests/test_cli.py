@@ -193,3 +193,33 @@ def test_help_explains_the_commands():
         assert command in out.stdout
     out = run_cli("keys")
     assert out.returncode == 0 and "learner.lr" in out.stdout
+
+
+def test_a_run_killed_outright_resumes_from_its_last_checkpoint(ray_address, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    proc = start_cli("train", "configs/cartpole.yaml", "--address", ray_address, "--runs-dir", str(tmp_path),
+                     "--set", "stop.mean_return=null", "--set", "stop.iterations=1000",
+                     "--set", "output.checkpoint_every=5", "--set", "rollout.num_workers=2")
+    try:
+        run_dir = wait_for(lambda: next((p for p in tmp_path.iterdir() if p.is_dir()), None), 120,
+                           what="the run folder")
+        wait_for(lambda: checkpoint.latest(run_dir / "checkpoints"), 180, 0.05, "a checkpoint")
+        # kill two or three iterations after a checkpoint, well clear of the next one
+        wait_for(lambda: len(read_metrics(run_dir)) % 5 in (2, 3), 60, 0.01, "iterations past a checkpoint")
+        proc.kill()                                          # SIGKILL: no chance to clean up
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    ckpt = checkpoint.latest(run_dir / "checkpoints")
+    at = int(ckpt.name[5:])
+    assert len(read_metrics(run_dir)) > at                  # rows the checkpoint does not cover
+    out = run_cli("resume", str(run_dir), "--address", ray_address, "--set", f"stop.iterations={at + 2}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = read_metrics(run_dir)
+    assert [r["counters/iteration"] for r in rows] == list(range(1, at + 3))
+    assert all(a["step"] < b["step"] for a, b in zip(rows, rows[1:]))
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("rollout/episode_return_mean")]
+    assert steps == [r["step"] for r in rows]               # the orphaned events are purged
