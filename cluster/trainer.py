@@ -135,18 +135,18 @@ class Trainer:
             run_id=self.run_dir.name, num_workers=num_workers,
             worker_args=(cfg.env, cfg.policy, cfg.rollout), seed=cfg.seed,
             cpus_per_worker=cfg.resources.cpus_per_worker,
-            max_restarts=max(0, cfg.resources.max_worker_restarts - state.worker_restarts),
+            max_restarts=cfg.resources.max_worker_restarts, restarts_used=state.worker_restarts,
             generation=state.generation, on_event=self._event)
         # Built after the workers, so that their processes start while TensorFlow loads here.
         learner = self._make_learner()
         if self.learner_state is not None:
             learner.set_state(self.learner_state)
             self._event(f"resumed at iteration {state.iteration}, {state.env_steps:,} env steps")
-        reason, metrics = "failed", {}
+        reason: str | None = None
+        metrics: dict[str, float] = {}
         clock = time.monotonic()
         try:
             weights_ref = ray.put(learner.get_weights())      # one copy, read by every worker
-            reason = None
             while reason is None:
                 t0 = time.perf_counter()
                 batches = workers.sample(weights_ref)
@@ -168,7 +168,7 @@ class Trainer:
             reason = "interrupted (Ctrl-C)"
         finally:
             state.worker_restarts = workers.restarts
-            reason = reason or "failed"
+            reason = reason or "failed"  # an exception is on its way up
             self.progress.close()
             try:
                 self._checkpoint(learner)

@@ -21,13 +21,13 @@ class WorkerGroup:
     iteration, ``shutdown()`` at the end. Events (a worker lost and replaced) go to ``on_event``."""
 
     def __init__(self, run_id: str, num_workers: int, worker_args: tuple, seed: int,
-                 cpus_per_worker: float, max_restarts: int, generation: int = 0,
-                 on_event: Callable[[str], None] = lambda message: None):
+                 cpus_per_worker: float, max_restarts: int, restarts_used: int = 0,
+                 generation: int = 0, on_event: Callable[[str], None] = lambda message: None):
         self.run_id = run_id
         self.worker_args = worker_args
         self.seed = seed
         self.max_restarts = max_restarts
-        self.restarts = 0
+        self.restarts = restarts_used  # over the whole run, resumes included
         self.on_event = on_event
         self._remote = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(RolloutWorker)
         self.generations = [generation] * num_workers
