@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean
+.PHONY: run test bench bench-pong install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 ## bench: set up, then run the benchmarks (tables on screen, JSON in benchmarks/results/)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+## bench-pong: set up, then a 30-minute Pong learning run against a random policy (into pong.json)
+bench-pong: $(STAMP)
+	$(BIN)/python -m benchmarks.run pong-learning
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache *.egg-info

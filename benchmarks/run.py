@@ -12,10 +12,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import cartpole
+from benchmarks import cartpole, pong
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = {"cartpole": cartpole}
+# name -> (function, results file, table rows). `make bench` runs DEFAULT; `make bench-pong` runs
+# pong-learning (30 minutes), whose keys join pong.json beside the throughput ones.
+BENCHMARKS = {
+    "cartpole": (cartpole.run, "cartpole", cartpole.table_rows),
+    "pong": (pong.run, "pong", pong.table_rows),
+    "pong-learning": (pong.run_learning, "pong", pong.table_rows),
+}
+DEFAULT = ["cartpole", "pong"]
 
 
 def machine() -> dict:
@@ -31,18 +38,25 @@ def main(names: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     console = Console()
     RESULTS.mkdir(exist_ok=True)
-    for name in names or list(BENCHMARKS):
-        module = BENCHMARKS[name]
-        console.print(f"[bold]benchmark {name}[/bold] (takes a few minutes)")
-        result = module.run()
-        result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        console.print(f"error: unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}")
+        return 2
+    for name in names or DEFAULT:
+        function, file_name, table_rows = BENCHMARKS[name]
+        console.print(f"[bold]benchmark {name}[/bold] "
+                      f"({'30 minutes' if name == 'pong-learning' else 'a few minutes'})")
+        result = function()
+        result[f"measured_at_{name}"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         result["machine"] = machine()
-        path = RESULTS / f"{name}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        path = RESULTS / f"{file_name}.json"
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        merged = {**previous, **result}  # pong.json holds both pong benchmarks' keys
+        path.write_text(json.dumps(merged, indent=2) + "\n")
         table = Table(title=f"{name} ({path.relative_to(RESULTS.parent.parent)})", title_justify="left")
         for column in ("measure", "value", "target"):
             table.add_column(column)
-        for row in module.table_rows(result):
+        for row in table_rows(result):
             table.add_row(*row)
         console.print(table)
     return 0

@@ -110,11 +110,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     (run_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
     from cluster.console import ConsoleProgress
 
+    rows = [(k.removeprefix("eval/"), f"{v:.2f}") for k, v in metrics.items()]
+    if args.video:
+        rows += [(f"video ({kind})", str(path)) for kind, path in _eval_video(
+            cfg, learner_state["weights"], run_dir, counters["iteration"], args)]
     ConsoleProgress().summary(
         f"labrun eval: {run_dir.name} ({'sampled' if args.sample else 'greedy'} actions, "
-        f"checkpoint {ckpt.name})",
-        [(k.removeprefix("eval/"), f"{v:.2f}") for k, v in metrics.items()])
+        f"checkpoint {ckpt.name})", rows)
     return EXIT_OK
+
+
+def _eval_video(cfg, weights, run_dir: Path, iteration: int, args) -> list[tuple[str, Path]]:
+    """One more episode, rendered: an MP4 and a GIF in RUN_DIR/videos/."""
+    from rl.video import VideoUnavailable, record_episode, write_gif, write_mp4
+
+    try:
+        episode = record_episode(cfg.env, cfg.policy, weights,
+                                 seed=cfg.seed if args.seed is None else args.seed,
+                                 greedy=not args.sample, max_steps=args.video_steps)
+    except VideoUnavailable as err:
+        raise UsageError(f"--video: {err}") from None
+    stem = run_dir / "videos" / f"eval_iter{iteration:06d}"
+    return [("mp4", write_mp4(episode.frames, stem.with_suffix(".mp4"), episode.fps)),
+            ("gif", write_gif(episode.frames, stem.with_suffix(".gif"), episode.fps))]
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
@@ -219,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true",
                    help="sample actions from the policy instead of taking the most likely one")
     p.add_argument("--seed", type=int, default=None, help="environment seed (default: the run's)")
+    p.add_argument("--video", action="store_true",
+                   help="also play one episode on screen and write it as RUN_DIR/videos/"
+                        "eval_iterN.mp4 and .gif (rendered off-screen, no display needed)")
+    p.add_argument("--video-steps", type=int, default=None, metavar="N",
+                   help="stop the video after N steps (default: the whole episode)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("tensorboard", help="start TensorBoard on 127.0.0.1",
@@ -241,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "episodes", 1) < 1:
         parser.error("--episodes must be at least 1")
+    if (getattr(args, "video_steps", None) or 1) < 1:
+        parser.error("--video-steps must be at least 1")
     try:
         return args.func(args)
     except ConfigError as err:

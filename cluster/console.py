@@ -12,11 +12,16 @@ from rich.text import Text
 
 
 def progress_text(m: Mapping[str, float]) -> str:
-    """``iter 12  steps 45,312  return 123.4  18,200 steps/s``"""
+    """``iter 12  steps 45,312  return 123.4  18,200 steps/s``; for Atari games also the points
+    won and lost, the win rate and emulator frames/s."""
     ret = m.get("rollout/episode_return_mean")
     ret_text = f"{ret:8.1f}" if ret is not None else "       -"
-    return (f"iter {int(m['counters/iteration']):>5}  steps {int(m['counters/env_steps']):>10,}  "
+    line = (f"iter {int(m['counters/iteration']):>5}  steps {int(m['counters/env_steps']):>10,}  "
             f"return {ret_text}  {m.get('time/env_steps_per_s', 0.0):>9,.0f} steps/s")
+    if "rollout/points_won_mean" in m:
+        line += (f"  points {m['rollout/points_won_mean']:4.1f}:{m['rollout/points_lost_mean']:4.1f}"
+                 f"  won {100 * m['rollout/win_rate']:3.0f}%  {m['time/frames_per_s']:>7,.0f} frames/s")
+    return line
 
 
 class ConsoleProgress:

@@ -53,6 +53,11 @@ class OutputConfig:
     """How many of the latest checkpoints to keep."""
     console_every_s: float = field(default=1.0, metadata={"ge": 0})
     """Seconds between progress lines when the output is not a terminal."""
+    video_every: int | None = field(default=None, metadata={"ge": 1})
+    """Every this many iterations, record the policy playing one episode: an MP4 and a GIF in
+    the run's videos/ folder, and the GIF in TensorBoard (null: no videos while training)."""
+    video_max_steps: int = field(default=5000, metadata={"ge": 1})
+    """Longest video, in environment steps."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,14 @@ def check_env(cfg: ExperimentConfig, source: str) -> tuple[tuple[int, ...], int]
     import gymnasium
 
     try:
-        return env_spaces(cfg.env)
+        obs_shape, num_actions = env_spaces(cfg.env)
     except ValueError as err:
-        raise ConfigError(str(err).partition(": ")[2], source=source, key="env.id") from None
+        key, _, message = str(err).partition(": ")
+        raise ConfigError(message, source=source, key=f"env.{key}") from None
     except (gymnasium.error.Error, TypeError) as err:
         raise ConfigError(f"cannot make {cfg.env.id!r} ({err})", source=source, key="env") from None
+    if cfg.policy.conv and len(obs_shape) != 3:
+        raise ConfigError(f"convolutions need image observations [H, W, C]; {cfg.env.id}'s are "
+                          f"{list(obs_shape)}", source=source, key="policy.conv")
+    return obs_shape, num_actions
 

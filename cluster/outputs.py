@@ -58,6 +58,14 @@ class RunOutputs:
         for key, value in metrics.items():
             self._tb.add_scalar(key, value, global_step=step)
 
+    def add_gif(self, tag: str, gif: bytes, height: int, width: int, step: int) -> None:
+        """An animated GIF under TensorBoard's Images tab (it shows the encoded image as is)."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
+        self._tb._get_file_writer().add_summary(
+            Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
     def flush(self) -> None:
         """Makes everything written so far durable (called with each checkpoint)."""
         self._tb.flush()

@@ -39,6 +39,8 @@ class RunState:
     best_return_mean: float | None = None
     recent_returns: list[float] = field(default_factory=list)
     recent_lengths: list[int] = field(default_factory=list)
+    recent_won: list[int] = field(default_factory=list)      # points won and lost (Atari)
+    recent_lost: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +87,10 @@ class Trainer:
         window = cfg.stop.window
         self.returns = deque(self.state.recent_returns, maxlen=window)
         self.lengths = deque(self.state.recent_lengths, maxlen=window)
+        self.won = deque(self.state.recent_won, maxlen=window)
+        self.lost = deque(self.state.recent_lost, maxlen=window)
+        self.frameskip = 1
+        self.videos = cfg.output.video_every is not None
 
     # --------------------------------------------------------------------------------- set-up
 
@@ -127,7 +133,10 @@ class Trainer:
 
         from cluster.workers import WorkerGroup
 
+        from rl.envs import frameskip
+
         cfg, state = self.cfg, self.state
+        self.frameskip = frameskip(cfg.env)
         num_workers = self._num_workers()
         self._event(f"starting {num_workers} rollout worker(s) x {cfg.rollout.envs_per_worker} "
                     f"env(s) of {cfg.env.id}")
@@ -146,13 +155,15 @@ class Trainer:
         metrics: dict[str, float] = {}
         clock = time.monotonic()
         try:
-            weights_ref = ray.put(learner.get_weights())      # one copy, read by every worker
+            weights = learner.get_weights()
+            weights_ref = ray.put(weights)                    # one copy, read by every worker
             while reason is None:
                 t0 = time.perf_counter()
                 batches = workers.sample(weights_ref)
                 sample_s = time.perf_counter() - t0
                 learn_metrics = learner.update(batches)
-                weights_ref = ray.put(learner.get_weights())
+                weights = learner.get_weights()
+                weights_ref = ray.put(weights)
                 iter_s = time.perf_counter() - t0
                 now = time.monotonic()
                 state.train_time_s += now - clock
@@ -163,6 +174,8 @@ class Trainer:
                 self.progress.update(metrics)
                 if state.iteration % cfg.output.checkpoint_every == 0:
                     self._checkpoint(learner)
+                if self.videos and state.iteration % cfg.output.video_every == 0:
+                    self._video(weights)
                 reason = stop_reason(cfg, state, metrics.get("rollout/episode_return_mean"))
         except KeyboardInterrupt:
             reason = "interrupted (Ctrl-C)"
@@ -186,22 +199,37 @@ class Trainer:
                 iter_s: float, restarts: int) -> dict[str, float]:
         state = self.state
         steps = sum(b.num_steps for b in batches)
+        atari = self.cfg.env.is_atari
         for b in batches:
             self.returns.extend(b.episode_returns.tolist())
             self.lengths.extend(b.episode_lengths.tolist())
             state.episodes += b.num_episodes
+            if atari:
+                won, lost = b.episode_points()
+                self.won.extend(won.tolist())
+                self.lost.extend(lost.tolist())
         state.env_steps += steps
         state.iteration += 1
         state.recent_returns = list(self.returns)
         state.recent_lengths = list(self.lengths)
+        state.recent_won, state.recent_lost = list(self.won), list(self.lost)
         returns = np.asarray(self.returns)
         mean = float(returns.mean())
         state.best_return_mean = mean if state.best_return_mean is None else max(state.best_return_mean, mean)
+        games = {}
+        if atari:  # Atari games score points: Pong's return is points won - points lost
+            games = {
+                "rollout/points_won_mean": float(np.mean(self.won)),
+                "rollout/points_lost_mean": float(np.mean(self.lost)),
+                "rollout/win_rate": float(np.mean(returns > 0)),
+                "time/frames_per_s": steps * self.frameskip / iter_s,
+            }
         return {
             "rollout/episode_return_mean": mean,
             "rollout/episode_return_min": float(returns.min()),
             "rollout/episode_return_max": float(returns.max()),
             "rollout/episode_length_mean": float(np.mean(self.lengths)),
+            **games,
             **learn_metrics,
             "time/sample_s": sample_s,
             "time/iteration_s": iter_s,
@@ -213,6 +241,26 @@ class Trainer:
             "counters/episodes": float(state.episodes),
             "counters/worker_restarts": float(restarts),
         }
+
+    def _video(self, weights: list[np.ndarray]) -> None:
+        """The current policy playing one episode: MP4 and GIF in videos/, the GIF in TensorBoard."""
+        from rl.video import VideoUnavailable, gif_bytes, record_episode, write_mp4
+
+        cfg, it = self.cfg, self.state.iteration
+        try:
+            episode = record_episode(cfg.env, cfg.policy, weights, seed=cfg.seed + it,
+                                     max_steps=cfg.output.video_max_steps)
+        except VideoUnavailable as err:
+            self._event(f"videos off: {err}")
+            self.videos = False
+            return
+        stem = self.run_dir / "videos" / f"iter{it:06d}"
+        write_mp4(episode.frames, stem.with_suffix(".mp4"), episode.fps)
+        gif = gif_bytes(episode.frames, episode.fps)
+        stem.with_suffix(".gif").write_bytes(gif)
+        h, w = episode.frames[0, ::2, ::2].shape[:2]
+        self.outputs.add_gif("video/policy", gif, h, w, step=self.state.env_steps)
+        self._event(f"video: {stem.name}.mp4 ({episode.steps} steps, return {episode.episode_return:g})")
 
     def _checkpoint(self, learner: Any) -> None:
         self.outputs.flush()  # TensorBoard holds events back; a checkpoint's history is on disk

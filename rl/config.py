@@ -16,10 +16,54 @@ class EnvConfig:
     """Gymnasium environment id."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for gymnasium.make."""
+    frameskip: int | None = field(default=None, metadata={"ge": 1})
+    """Atari (ALE/ ids): emulator frames per agent step, the action repeated (null: the id's
+    default, 4 for the v5 ids)."""
+    repeat_action_probability: float | None = field(default=None, metadata={"ge": 0, "le": 1})
+    """Atari: sticky actions, the chance that the emulator repeats the previous action instead
+    (null: the id's default, 0.25 for the v5 ids)."""
+    full_action_space: bool = False
+    """Atari: all 18 joystick actions instead of the game's minimal set (6 for Pong)."""
+    action_subset: tuple[int, ...] | None = field(default=None, metadata={"ge": 0, "min_len": 2})
+    """Indices of the environment's actions the policy chooses among, e.g. Pong's NOOP, UP,
+    DOWN = [0, 2, 3] (null: all of them)."""
+    preprocess: Literal["none", "pong80", "pong40"] = "none"
+    """Pong's frame preprocessing from the course, the policy seeing frame differences:
+    'pong80' (2020, 80x80) or 'pong40' (2021, dilated, 40x40)."""
+
+    @property
+    def is_atari(self) -> bool:
+        return self.id.startswith("ALE/")
+
+    def __post_init__(self):
+        if not self.is_atari:
+            for name in ("frameskip", "repeat_action_probability"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only Atari environments (ALE/ ids) have it; "
+                                     f"{self.id} does not")
+            if self.full_action_space:
+                raise ValueError(f"full_action_space: only Atari environments (ALE/ ids) have it; "
+                                 f"{self.id} does not")
+            if self.preprocess != "none":
+                raise ValueError(f"preprocess: {self.preprocess!r} is for Atari frames; "
+                                 f"{self.id} does not render them")
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    filters: int = field(default=32, metadata={"ge": 1})
+    """Output channels."""
+    kernel: int = field(default=3, metadata={"ge": 1})
+    """Square kernel size."""
+    stride: int = field(default=1, metadata={"ge": 1})
+    """Stride in both directions ('same' padding, as Keras)."""
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
+    conv: tuple[ConvLayer, ...] = ()
+    """Convolutional layers before the Dense ones, for image observations [H, W, C]
+    (the course's Pong CNN: 32/5/2, 48/5/2, 64/3/2, 64/3/2); empty for an MLP."""
     hidden_sizes: tuple[int, ...] = field(default=(32,), metadata={"gt": 0})
     """Units of each hidden Dense layer (the course's policy is one layer of 32)."""
     activation: Literal["relu", "tanh"] = "relu"
@@ -32,6 +76,9 @@ class LearnerConfig:
     """Adam learning rate."""
     gamma: float = field(default=0.99, metadata={"gt": 0, "le": 1})
     """Discount factor of the returns."""
+    reset_on_reward: bool = False
+    """Restart the discounting at every non-zero reward as well as at episode ends (Pong: each
+    point is credited to the actions since the previous point, as in the course)."""
     normalize_returns: bool = True
     """Standardise the batch's returns to mean 0 and standard deviation 1 (as in the course)."""
     baseline: Literal["none", "mean", "time_mean"] = "none"
@@ -41,6 +88,9 @@ class LearnerConfig:
     """Weight of the entropy bonus in the loss (0 is plain REINFORCE)."""
     max_grad_norm: float | None = field(default=None, metadata={"gt": 0})
     """Clip the gradient to this global norm; null for no clipping."""
+    chunk_steps: int = field(default=8192, metadata={"ge": 1})
+    """The batch goes through the network this many steps at a time, gradients summed: the same
+    single update, in bounded memory (long Pong batches)."""
 
 
 @dataclass(frozen=True)
@@ -50,5 +100,5 @@ class RolloutConfig:
     envs_per_worker: int = field(default=8, metadata={"ge": 1})
     """Environments each worker steps together, with one batched policy call per step."""
     episodes_per_env: int = field(default=1, metadata={"ge": 1})
-    """Whole episodes each environment plays per sample; a batch holds
-    num_workers x envs_per_worker x episodes_per_env episodes."""
+    """Whole episodes per environment per sample, on average (an environment that finishes early
+    starts the next one); a batch holds num_workers x envs_per_worker x episodes_per_env episodes."""

@@ -8,13 +8,13 @@ import numpy as np
 
 from rl.config import EnvConfig, PolicyConfig
 from rl.envs import derive_seeds, make_env
-from rl.policy import MLPPolicy
+from rl.policy import NumpyPolicy
 
 
 def evaluate(env_cfg: EnvConfig, policy_cfg: PolicyConfig, weights: Sequence[np.ndarray],
              episodes: int, seed: int, greedy: bool = True) -> dict[str, float]:
     """``eval/*`` metrics over ``episodes`` episodes; greedy takes the most likely action."""
-    policy = MLPPolicy(policy_cfg.activation)
+    policy = NumpyPolicy(policy_cfg)
     policy.set_weights(weights)
     env = make_env(env_cfg)
     env_seed, policy_seed = derive_seeds(seed, 10_000, n=2)
@@ -25,7 +25,7 @@ def evaluate(env_cfg: EnvConfig, policy_cfg: PolicyConfig, weights: Sequence[np.
             obs, _ = env.reset(seed=env_seed if episode == 0 else None)
             total, steps, done = 0.0, 0, False
             while not done:
-                action = int(policy.act(np.asarray(obs, np.float32)[None], rng, greedy=greedy)[0])
+                action = int(policy.act(np.asarray(obs)[None], rng, greedy=greedy)[0])
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 steps += 1

@@ -41,48 +41,69 @@ class ReinforceLearner:
     """Policy gradient with discounted, normalised returns; Adam; a compiled train step."""
 
     def __init__(self, obs_shape: tuple[int, ...], num_actions: int, policy_cfg: PolicyConfig,
-                 cfg: LearnerConfig, seed: int = 0, reset_on_reward: bool = False):
+                 cfg: LearnerConfig, seed: int = 0):
         self.cfg = cfg
-        self.reset_on_reward = reset_on_reward
         self.gpus = enable_memory_growth()
         self.model = build_policy(obs_shape, num_actions, policy_cfg, seed)
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
         self.optimizer.build(self.model.trainable_variables)
         self.num_updates = 0
-        # A closure, not the bound method: Ray adds a keyword to the methods of actor classes,
-        # which would not fit the compiled function's signature.
-        self._train_step = tf.function(lambda o, a, w: self._step(o, a, w), input_signature=(
+        # Closures, not bound methods: Ray adds a keyword to the methods of actor classes, which
+        # would not fit the compiled functions' signatures.
+        self._chunk_grads = tf.function(lambda o, a, w, s: self._grads(o, a, w, s), input_signature=(
             tf.TensorSpec([None, *obs_shape], tf.float32),
             tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([], tf.float32),
         ))
+        self._apply = tf.function(lambda grads: self._apply_grads(grads))
 
-    def _step(self, obs: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _grads(self, obs: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor,
+               scale: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
+        """Gradient, loss and entropy of one chunk, scaled by its share of the batch."""
         with tf.GradientTape() as tape:
             logits = self.model(obs, training=True)                    # [T, A]
             loss, entropy = reinforce_loss(logits, actions, weights, self.cfg.entropy_coef)
-        grads = tape.gradient(loss, self.model.trainable_variables)
+            loss = loss * scale
+        return tape.gradient(loss, self.model.trainable_variables), loss, entropy * scale
+
+    def _apply_grads(self, grads: list[tf.Tensor]) -> tf.Tensor:
         grad_norm = tf.linalg.global_norm(grads)
         if self.cfg.max_grad_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, self.cfg.max_grad_norm, use_norm=grad_norm)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        return {"loss": loss, "entropy": entropy, "grad_norm": grad_norm}
+        return grad_norm
 
     def update(self, batches: Sequence[Trajectories]) -> dict[str, float]:
-        """One gradient step on all the episodes of ``batches``; returns ``learner/*`` metrics."""
+        """One gradient step on all the episodes of ``batches``; returns ``learner/*`` metrics.
+
+        The loss is a mean over the batch's steps; a long batch goes through the network
+        ``chunk_steps`` at a time and the chunks' gradients, weighted by their share, are summed
+        into that same gradient before the one optimizer step."""
         start = time.perf_counter()
         batch = Trajectories.concat(batches) if len(batches) != 1 else batches[0]
         adv = advantages(batch.rewards, batch.episode_lengths, self.cfg.gamma,
                          baseline=self.cfg.baseline, normalize=self.cfg.normalize_returns,
-                         reset_on_reward=self.reset_on_reward)              # [T]
-        out = self._train_step(tf.convert_to_tensor(batch.obs, tf.float32),
-                               tf.convert_to_tensor(batch.actions, tf.int32),
-                               tf.convert_to_tensor(adv, tf.float32))
+                         reset_on_reward=self.cfg.reset_on_reward)          # [T]
+        total, chunk = batch.num_steps, self.cfg.chunk_steps
+        grads, loss, entropy = None, 0.0, 0.0
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            g, l, e = self._chunk_grads(tf.constant(batch.obs[lo:hi], tf.float32),
+                                        tf.constant(batch.actions[lo:hi], tf.int32),
+                                        tf.constant(adv[lo:hi], tf.float32),
+                                        tf.constant((hi - lo) / total, tf.float32))
+            grads = g if grads is None else [x + y for x, y in zip(grads, g)]
+            loss, entropy = loss + float(l), entropy + float(e)
+        grad_norm = self._apply(grads)
         self.num_updates += 1
-        metrics = {f"learner/{k}": float(v) for k, v in out.items()}
-        metrics["learner/batch_steps"] = float(batch.num_steps)
-        metrics["time/learn_s"] = time.perf_counter() - start
-        return metrics
+        return {
+            "learner/loss": loss,
+            "learner/entropy": entropy,
+            "learner/grad_norm": float(grad_norm),
+            "learner/batch_steps": float(total),
+            "time/learn_s": time.perf_counter() - start,
+        }
 
     def get_weights(self) -> list[np.ndarray]:
         return [np.asarray(w) for w in self.model.get_weights()]

@@ -37,6 +37,14 @@ class Trajectories:
             return np.zeros(0, np.float32)
         return np.add.reduceat(self.rewards, starts).astype(np.float32)
 
+    def episode_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """([E] rewards > 0, [E] rewards < 0) counted per episode: Pong's points won and lost."""
+        starts = np.cumsum(self.episode_lengths) - self.episode_lengths
+        if not len(starts):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return (np.add.reduceat((self.rewards > 0).astype(np.int64), starts),
+                np.add.reduceat((self.rewards < 0).astype(np.int64), starts))
+
     @staticmethod
     def concat(parts: Sequence["Trajectories"]) -> "Trajectories":
         return Trajectories(

@@ -80,6 +80,18 @@ BAD = [
     (GOOD, ("learner.lr=-1",), "--set: learner.lr: expected a number > 0, got -1"),
     (GOOD, ("learner.momentum=0.9",), "--set: learner.momentum: unknown key"),
     (GOOD, ("learner.lr",), "--set: expected key.path=value, got 'learner.lr'"),
+    # Atari settings
+    (GOOD + "env:\n  preprocess: pong40\n", (), "env.preprocess: 'pong40' is for Atari frames; CartPole-v1"),
+    (GOOD + "env:\n  frameskip: 4\n", (), "env.frameskip: only Atari environments (ALE/ ids) have it"),
+    (GOOD + "env:\n  id: ALE/Pong-v5\n  preprocess: pong60\n", (),
+     "env.preprocess: expected one of 'none', 'pong80', 'pong40', got a string ('pong60')"),
+    (GOOD + "env:\n  id: ALE/Pong-v5\n  repeat_action_probability: 1.5\n", (),
+     "env.repeat_action_probability: expected a number >= 0 and <= 1, got 1.5"),
+    (GOOD + "env:\n  id: ALE/Pong-v5\n  action_subset: [2]\n", (), "env.action_subset"),
+    (GOOD + "policy:\n  conv:\n    - {filters: 32, kernel: 5, strides: 2}\n", (),
+     "policy.conv[0].strides: unknown key; expected one of: filters, kernel, stride"),
+    (GOOD + "policy:\n  conv:\n    - {filters: 0, kernel: 5}\n", (),
+     "policy.conv[0].filters: expected an integer >= 1, got 0"),
 ]
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from rl.config import PolicyConfig
-from rl.policy import MLPPolicy, mlp_logits, sample_actions
+from rl.policy import NumpyPolicy, mlp_logits, sample_actions
 
 
 def test_numpy_forward_matches_the_keras_model():
@@ -33,7 +33,41 @@ def test_sampled_actions_follow_the_softmax():
 
 
 def test_greedy_takes_the_most_likely_action():
-    policy = MLPPolicy()
+    policy = NumpyPolicy()
     policy.set_weights([np.eye(2, dtype=np.float32), np.zeros(2, np.float32)])  # logits = obs
     obs = np.array([[0.0, 1.0], [3.0, -1.0]], np.float32)
     np.testing.assert_array_equal(policy.act(obs, np.random.default_rng(0), greedy=True), [1, 0])
+
+
+def test_numpy_cnn_matches_the_keras_model_on_odd_sizes():
+    """'same' padding with strides: 40 -> 20 -> 10 -> 5 -> 3, and an odd 7x9 input with kernel 4."""
+    from rl.config import ConvLayer
+    from rl.networks import build_policy
+
+    course = PolicyConfig(conv=(ConvLayer(32, 5, 2), ConvLayer(48, 5, 2), ConvLayer(64, 3, 2),
+                                ConvLayer(64, 3, 2)), hidden_sizes=(128,))
+    odd = PolicyConfig(conv=(ConvLayer(5, 4, 2), ConvLayer(3, 3, 1)), hidden_sizes=(8,), activation="tanh")
+    rng = np.random.default_rng(1)
+    for cfg, shape in ((course, (40, 40, 1)), (odd, (7, 9, 2))):
+        model = build_policy(shape, 3, cfg, seed=0)
+        obs = rng.integers(-1, 2, size=(6, *shape)).astype(np.int8)   # Pong's frame differences
+        expected = model(obs.astype(np.float32)).numpy()
+        policy = NumpyPolicy(cfg)
+        policy.set_weights(model.get_weights())
+        np.testing.assert_allclose(policy.logits(obs), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_first_layer_matches_the_dense_product_including_all_zero_rows():
+    from rl.policy import sparse_dense
+
+    rng = np.random.default_rng(2)
+    x = (rng.random((6, 1600)) < 0.02).astype(np.int8) * rng.choice([-1, 1], (6, 1600)).astype(np.int8)
+    x[0] = 0                       # the first frame difference of an episode
+    x[4] = 0
+    kernel = rng.normal(size=(1600, 20)).astype(np.float32)
+    bias = rng.normal(size=20).astype(np.float32)
+    expected = x.astype(np.float32) @ kernel + bias
+    np.testing.assert_allclose(sparse_dense(x, kernel, bias), expected, rtol=1e-5, atol=1e-5)
+    weights = [kernel, bias, rng.normal(size=(20, 3)).astype(np.float32), np.zeros(3, np.float32)]
+    np.testing.assert_allclose(mlp_logits(weights, x), mlp_logits(weights, x.astype(np.float32)),
+                               rtol=1e-5, atol=1e-5)

@@ -40,6 +40,17 @@ def test_reset_on_reward_restarts_at_every_point():
                                [-0.25, -0.5, -1, 0.5, 1])
 
 
+def test_pong_points_and_games_both_restart_the_discounting_with_gamma_099():
+    # two games back to back: game 1 = [0, -1, 0, 0, +1], game 2 = [0, 0] (ends without a point)
+    r = np.array([0.0, -1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    dones = np.array([0, 0, 0, 0, 1, 0, 1], bool)
+    expected = [-0.99, -1.0, 0.99 ** 2, 0.99, 1.0, 0.0, 0.0]   # by hand
+    np.testing.assert_allclose(discounted_returns(r, 0.99, dones, reset_on_reward=True), expected,
+                               rtol=1e-6)
+    # without the reset, the lost point's -1 would be offset by the later +1
+    assert discounted_returns(r, 0.99, dones)[1] == pytest.approx(-1 + 0.99 ** 3, rel=1e-6)
+
+
 def test_normalise_gives_zero_mean_unit_std_and_handles_constants():
     x = normalise(np.array([1.0, 2.0, 3.0, 4.0]))
     assert abs(x.mean()) < 1e-6 and abs(x.std() - 1) < 1e-5
