@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import cartpole, pong
+from benchmarks import cartpole, mnist, pong
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (function, results file, table rows). `make bench` runs DEFAULT; `make bench-pong` runs
@@ -21,8 +21,9 @@ BENCHMARKS = {
     "cartpole": (cartpole.run, "cartpole", cartpole.table_rows),
     "pong": (pong.run, "pong", pong.table_rows),
     "pong-learning": (pong.run_learning, "pong", pong.table_rows),
+    "mnist": (mnist.run, "mnist", mnist.table_rows),
 }
-DEFAULT = ["cartpole", "pong"]
+DEFAULT = ["cartpole", "pong", "mnist"]
 
 
 def machine() -> dict:

@@ -28,10 +28,15 @@ class UsageError(Exception):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cluster.experiment import check_env, dump_experiment, load_experiment
+    from cluster.experiment import check_env, dump_experiment
+    from cluster.labs import load_any
     from cluster.outputs import CONFIG_FILE, new_run_dir
 
-    cfg = load_experiment(args.config, args.set)
+    kind, cfg = load_any(args.config, args.set)
+    if kind != "rl":
+        from cluster.tune_runner import Study
+
+        return _run_study(Study.single(kind, cfg, args.runs_dir), args.address)
     obs_shape, num_actions = check_env(cfg, args.config)
     run_dir = new_run_dir(args.runs_dir or cfg.output.runs_dir, cfg.name, cfg.seed)
     dump_experiment(cfg, run_dir / CONFIG_FILE)
@@ -43,6 +48,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from cluster.experiment import check_env, dump_experiment, load_experiment
     from cluster.outputs import CONFIG_FILE
 
+    from cluster.tune_runner import STUDY_FILE
+
+    if (Path(args.run_dir) / STUDY_FILE).is_file():  # a lab's run or a sweep: Tune continues it
+        if args.set:
+            raise UsageError("--set: a Tune run or sweep continues with the settings it started with")
+        return _resume_study(Path(args.run_dir), args.address)
     run_dir = _existing_run_dir(args.run_dir)
     cfg = load_experiment(run_dir / CONFIG_FILE, args.set)
     ckpt = checkpoint.latest(run_dir / "checkpoints")
@@ -91,6 +102,82 @@ def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume
     return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from cluster.sweep import load_sweep
+    from cluster.tune_runner import Study
+
+    sweep = load_sweep(args.config, args.set)
+    if args.resume is None:
+        return _run_study(Study.from_sweep(sweep, args.runs_dir), args.address)
+    if args.resume == "latest":
+        runs_dir = Study.from_sweep(sweep, args.runs_dir).runs_dir
+        folders = sorted(runs_dir.glob(f"{sweep.cfg.name}__*"), key=lambda p: p.stat().st_mtime)
+        if not folders:
+            raise UsageError(f"--resume: no earlier sweep {sweep.cfg.name!r} under {runs_dir}")
+        return _resume_study(folders[-1], args.address)
+    return _resume_study(Path(args.resume), args.address)
+
+
+def _resume_study(folder: Path, address: str | None) -> int:
+    from cluster.tune_runner import Study
+
+    try:
+        study = Study.load(folder)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return _run_study(study, address, resume=True)
+
+
+def _run_study(study, address: str | None, resume: bool = False) -> int:
+    """Runs a lab's trial(s) through Tune and prints the results table."""
+    import yaml
+    from rich.console import Console
+
+    from cluster.session import RaySession
+    from cluster.tune_runner import BEST_FILE, PLOT_FILE, RESULTS_FILE, run_trials, summarise
+
+    console = Console(highlight=False)
+    console.print(f"{'resuming' if resume else 'running'} {study.kind} trial(s): {study.folder}")
+    if not resume:
+        study.save()
+        (study.folder / "experiment.yaml").write_text(yaml.safe_dump(study.experiment, sort_keys=False))
+    with RaySession(address=address):
+        results = run_trials(study, resume=resume)
+    rows = summarise(study, results)
+    from rich.table import Table
+
+    table = Table(title=f"labrun: {study.name} (best first by {study.metric}, {study.mode})",
+                  title_justify="left")
+    columns = ["trial", *study.space, study.metric, "epochs", "status"]
+    for column in columns:
+        table.add_column(column.split(".")[-1] if column in study.space else column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row[c]) for c in columns))
+    console.print(table)
+    outputs = Table(show_header=False)
+    for key, value in (("folder", study.folder), ("results", study.folder / RESULTS_FILE),
+                       ("best config", study.folder / BEST_FILE),
+                       ("comparison", study.folder / PLOT_FILE),
+                       ("tensorboard", f"labrun tensorboard {study.folder}")):
+        outputs.add_row(key, str(value))
+    console.print(outputs)
+    unfinished = [r for r in rows if r["status"] == "unfinished"]
+    if unfinished:
+        console.print(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
+                      f"labrun resume {study.folder}", soft_wrap=True)  # a path to copy, unbroken
+        return EXIT_INTERRUPTED
+    failed = [r for r in rows if r["status"] == "error"]
+    if failed:
+        console.print(f"error: {len(failed)} trial(s) failed after their restarts; see "
+                      f"{failed[0]['path']}/error.txt", soft_wrap=True)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from cluster import checkpoint
     from cluster.experiment import check_env, load_experiment
@@ -135,6 +222,42 @@ def _eval_video(cfg, weights, run_dir: Path, iteration: int, args) -> list[tuple
             ("gif", write_gif(episode.frames, stem.with_suffix(".gif"), episode.fps))]
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from supervised.music import (CheckpointNotFound, find_checkpoint, find_renderer,
+                                  load_generator, sample_songs, write_songs)
+
+    try:
+        folder = find_checkpoint(args.run_dir)
+    except CheckpointNotFound as err:
+        raise UsageError(str(err)) from None
+    rnn, vocab, counters = load_generator(folder)
+    saved = counters.get("generation", {})
+    out = Path(args.out) if args.out else Path(args.run_dir) / "generated"
+    renderer = find_renderer()
+    console = Console(highlight=False)
+    console.print(f"checkpoint: {folder} (epoch {counters.get('epoch')})")
+    console.print("audio: " + ("no MIDI synthesiser on PATH (timidity, fluidsynth); the built-in "
+                               "additive one plays the .wav files" if renderer == "builtin"
+                               else f"{renderer} plays the .wav files"))
+    tunes = sample_songs(rnn, vocab, args.songs, length=args.length or saved.get("length", 1000),
+                         temperature=args.temperature or saved.get("temperature", 1.0),
+                         start_string=saved.get("start_string", "X"), seed=args.seed)
+    reports = write_songs(out, tunes, renderer)
+    table = Table(title=f"labrun generate: {len(reports)} tunes in {out}", title_justify="left")
+    for column in ("song", "title", "valid", "reason", "files"):
+        table.add_column(column, overflow="fold")
+    for r in reports:
+        table.add_row(r.name, r.title or "-", "yes" if r.valid else "no",
+                      r.reason + ("" if r.complete else " (cut off)"), " ".join(r.files))
+    console.print(table)
+    valid = sum(r.valid for r in reports)
+    console.print(f"valid: {valid} of {len(reports)} ({valid / max(len(reports), 1):.0%})")
+    return EXIT_OK
+
+
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     logdir = Path(args.runs_dir)
     if not logdir.is_dir():
@@ -165,13 +288,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cluster.experiment import ExperimentConfig
     from cluster.schema import describe_fields
+    from cluster.sweep import SweepConfig, experiment_class
 
-    table = Table(title="experiment file keys", title_justify="left")
+    if args.kind == "sweep":
+        cls, title = SweepConfig, "sweep file keys (labrun tune)"
+    else:
+        cls, title = experiment_class(args.kind), f"experiment file keys, lab: {args.kind}"
+    table = Table(title=title, title_justify="left")
     for column in ("key", "expected", "default", "meaning"):
         table.add_column(column, overflow="fold")
-    for row in describe_fields(ExperimentConfig):
+    for row in describe_fields(cls):
         table.add_row(*row)
     Console().print(table)
     return EXIT_OK
@@ -197,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labrun",
         description="Distributed experiment runner for the MIT 6.S191 labs: REINFORCE with Ray "
-                    "rollout workers, logged to TensorBoard, checkpointed and resumable.",
+                    "rollout workers, and the supervised labs (intro, mnist, music) as Ray Tune "
+                    "trials; logged to TensorBoard, checkpointed and resumable.",
         epilog="Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted. "
                "`labrun keys` lists every key an experiment file may set.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -215,17 +343,34 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--address), train until a stop criterion, write the run folder "
                                    "runs/<name>__<seed>__<time>/ (config, metrics, TensorBoard, "
                                    "checkpoints, learning curve).")
-    p.add_argument("config", help="experiment file, e.g. configs/cartpole.yaml")
+    p.add_argument("config", help="experiment file, e.g. configs/cartpole.yaml (REINFORCE), or "
+                                  "configs/intro.yaml, mnist.yaml, music.yaml (supervised labs)")
     add_run_options(p)
     p.add_argument("--runs-dir", default=None, help="parent folder of the run folder "
                                                     "(default: output.runs_dir of the config)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("tune", help="sweep hyperparameters of a supervised lab with Ray Tune",
+                       description="Run a sweep file (search space over an experiment file's keys, "
+                                   "metric, mode, scheduler) as Ray Tune trials; print the results "
+                                   "sorted by the metric and write results.csv, best_config.yaml "
+                                   "(an experiment file for `labrun train`) and comparison.png.")
+    p.add_argument("config", help="sweep file, e.g. configs/mnist_sweep.yaml")
+    add_run_options(p)
+    p.add_argument("--runs-dir", default=None, help="parent folder of the sweep folder "
+                                                    "(default: the experiment's output.runs_dir)")
+    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="SWEEP_DIR",
+                   help="continue an interrupted sweep: the latest one of this name, or SWEEP_DIR")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("resume", help="continue a run from its last checkpoint",
                        description="Continue a run from its latest checkpoint; counters, metrics "
                                    "and TensorBoard continue where they were. --set can extend "
-                                   "stop budgets, e.g. --set stop.env_steps=5000000.")
-    p.add_argument("run_dir", help="the run folder, e.g. runs/cartpole__0__20261128-101500")
+                                   "stop budgets, e.g. --set stop.env_steps=5000000. A supervised "
+                                   "lab's run or a sweep folder continues its unfinished trials "
+                                   "through Tune, each from its last checkpoint.")
+    p.add_argument("run_dir", help="the run folder, e.g. runs/cartpole__0__20261128-101500, or a "
+                                   "lab's run or sweep folder")
     add_run_options(p)
     p.set_defaults(func=cmd_resume)
 
@@ -244,6 +389,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop the video after N steps (default: the whole episode)")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("generate", help="sample tunes from a music lab checkpoint",
+                       description="Sample tunes from the latest checkpoint of a music lab run "
+                                   "(`labrun train configs/music.yaml`) and write each as "
+                                   "OUT/song_XX.abc; a tune music21 parses gets song_XX.mid and "
+                                   "song_XX.wav (timidity or fluidsynth if on PATH, else a "
+                                   "built-in synthesiser). Prints a table and the share valid.")
+    p.add_argument("run_dir", help="the run folder, one of its trial folders, or a checkpoint folder")
+    p.add_argument("--songs", type=int, default=4, metavar="N", help="tunes to write (default 4)")
+    p.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="sampling temperature > 0 (default: the run's music.temperature)")
+    p.add_argument("--length", type=int, default=None, metavar="L",
+                   help="characters per sample (default: the run's music.generation_length)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for the tunes (default: RUN_DIR/generated)")
+    p.set_defaults(func=cmd_generate)
+
     p = sub.add_parser("tensorboard", help="start TensorBoard on 127.0.0.1",
                        description="Start TensorBoard on 127.0.0.1 over a runs folder and print "
                                    "its address; Ctrl-C stops it.")
@@ -251,9 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.set_defaults(func=cmd_tensorboard)
 
-    p = sub.add_parser("keys", help="list every key an experiment file may set",
-                       description="Every experiment-file key with its type, bounds, default and "
-                                   "meaning.")
+    from cluster.labs import KINDS
+
+    p = sub.add_parser("keys", help="list every key an experiment or sweep file may set",
+                       description="Every key of an experiment file of one lab (its top-level "
+                                   "`lab` key; REINFORCE is 'rl'), or of a sweep file, with its "
+                                   "type, bounds, default and meaning.")
+    p.add_argument("kind", nargs="?", default="rl", choices=[*KINDS, "sweep"],
+                   help="rl (default), a supervised lab, or sweep")
     p.set_defaults(func=cmd_keys)
     return parser
 
@@ -266,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--episodes must be at least 1")
     if (getattr(args, "video_steps", None) or 1) < 1:
         parser.error("--video-steps must be at least 1")
+    if args.command == "generate" and (args.songs < 1 or (args.length or 1) < 1
+                                       or (args.temperature is not None and args.temperature <= 0)):
+        parser.error("--songs and --length must be at least 1, --temperature above 0")
     try:
         return args.func(args)
     except ConfigError as err:

@@ -22,6 +22,8 @@ class ResourcesConfig:
     holding that many GPUs; 'auto' takes one GPU when the cluster has one, else none."""
     max_worker_restarts: int = field(default=10, metadata={"ge": 0})
     """How many times dead rollout workers are replaced before the run gives up."""
+    max_trial_failures: int = field(default=2, metadata={"ge": 0})
+    """In a sweep (`labrun tune`): how many times a crashed trial restarts from its last checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class ExperimentConfig:
     """Name of the experiment; the start of its run folder's name."""
     seed: int = field(default=0, metadata={"ge": 0})
     """Run seed; workers derive theirs from it and their index."""
+    lab: Literal["rl"] = "rl"
+    """Which lab this file runs: 'rl' is REINFORCE (the supervised labs have their own keys)."""
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)

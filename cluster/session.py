@@ -12,6 +12,9 @@ import os
 from typing import Any
 
 
+FORWARDED_ENV = ("LABRUN_DATA_DIR",)
+
+
 class ClusterError(RuntimeError):
     """Ray could not be started or reached; the message says why and what to try."""
 
@@ -54,6 +57,9 @@ class RaySession:
 
         kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING,
                                       namespace="labrun")
+        forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        if forwarded:  # the data folder reaches trials on every node, not just this process
+            kwargs["runtime_env"] = {"env_vars": forwarded}
         try:
             if self.address is None:
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, **kwargs)

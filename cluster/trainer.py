@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,8 +72,15 @@ class Trainer:
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, obs_shape: tuple[int, ...],
                  num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
-                 progress: ConsoleProgress | None = None):
+                 progress: ConsoleProgress | None = None,
+                 on_iteration: Callable[[dict[str, float], Path | None], None] | None = None,
+                 run_id: str | None = None):
+        """``on_iteration(metrics, checkpoint_dir or None)`` is called after every iteration (a
+        Tune trial reports through it); ``run_id`` (default: the run folder's name) names the
+        run's Ray actors, so it must be unique on the cluster."""
         self.cfg = cfg
+        self.run_id = run_id or run_dir.name
+        self.on_iteration = on_iteration
         self.run_dir = run_dir
         self.obs_shape, self.num_actions = obs_shape, num_actions
         self.progress = progress or ConsoleProgress(cfg.output.console_every_s)
@@ -141,7 +148,7 @@ class Trainer:
         self._event(f"starting {num_workers} rollout worker(s) x {cfg.rollout.envs_per_worker} "
                     f"env(s) of {cfg.env.id}")
         workers = WorkerGroup(
-            run_id=self.run_dir.name, num_workers=num_workers,
+            run_id=self.run_id, num_workers=num_workers,
             worker_args=(cfg.env, cfg.policy, cfg.rollout), seed=cfg.seed,
             cpus_per_worker=cfg.resources.cpus_per_worker,
             max_restarts=cfg.resources.max_worker_restarts, restarts_used=state.worker_restarts,
@@ -172,8 +179,11 @@ class Trainer:
                 state.worker_restarts = workers.restarts
                 self.outputs.write(metrics, step=state.env_steps)
                 self.progress.update(metrics)
+                ckpt = None
                 if state.iteration % cfg.output.checkpoint_every == 0:
-                    self._checkpoint(learner)
+                    ckpt = self._checkpoint(learner)
+                if self.on_iteration is not None:
+                    self.on_iteration(metrics, ckpt)
                 if self.videos and state.iteration % cfg.output.video_every == 0:
                     self._video(weights)
                 reason = stop_reason(cfg, state, metrics.get("rollout/episode_return_mean"))
@@ -262,9 +272,9 @@ class Trainer:
         self.outputs.add_gif("video/policy", gif, h, w, step=self.state.env_steps)
         self._event(f"video: {stem.name}.mp4 ({episode.steps} steps, return {episode.episode_return:g})")
 
-    def _checkpoint(self, learner: Any) -> None:
+    def _checkpoint(self, learner: Any) -> Path:
         self.outputs.flush()  # TensorBoard holds events back; a checkpoint's history is on disk
-        checkpoint.save(self.run_dir / "checkpoints", self.state.iteration, learner.get_state(),
+        return checkpoint.save(self.run_dir / "checkpoints", self.state.iteration, learner.get_state(),
                         dataclasses.asdict(self.state), keep=self.cfg.output.keep_checkpoints)
 
 

@@ -123,5 +123,6 @@ class ReinforceLearner:
             raise ValueError(f"checkpoint has {len(state['optimizer'])} optimizer variables, "
                              f"the optimizer has {len(variables)}")
         for var, value in zip(variables, state["optimizer"]):
-            var.assign(value)
+            if var.name != "learning_rate":  # the config's lr wins (`labrun resume --set learner.lr=...`)
+                var.assign(value)
         self.num_updates = int(state["num_updates"])

@@ -24,6 +24,12 @@ RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_USAGE_STATS_ENABLED": "0"}
 os.environ.update(RAY_ENV)
 
+# Real data for the supervised labs (../shared/data: MNIST, the course's ABC corpus and faces);
+# tests never download. An explicit LABRUN_DATA_DIR wins.
+SHARED_DATA = REPO.parent / "shared" / "data"
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("LABRUN_DATA_DIR", str(SHARED_DATA))
+
 
 def free_port() -> int:
     with socket.socket() as s:

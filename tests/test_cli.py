@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from cluster import checkpoint
 from cluster.outputs import read_metrics
@@ -153,15 +154,41 @@ def test_ctrl_c_checkpoints_and_leaves_no_processes(tmp_path):
     assert not alive, f"left running: {[p.pid for p in alive]}"
 
 
+# The smallest budget of each kind of experiment file, as --set overrides.
+TINY = {
+    "rl": ["stop.iterations=2", "rollout.num_workers=1", "rollout.envs_per_worker=2"],
+    "intro": ["intro.epochs=1", "intro.steps_per_epoch=5"],
+    "mnist": ["mnist.epochs=1", "mnist.train_limit=500"],
+    "music": ["music.epochs=1", "music.steps_per_epoch=5", "music.embedding_dim=8",
+              "music.rnn_units=16", "music.seq_length=20", "music.generate_songs=1",
+              "music.generation_length=100", "music.max_songs=50"],
+}
+
+
+def config_kind(path: Path) -> tuple[str, bool]:
+    """(lab kind, whether it is a sweep file) of a shipped config."""
+    data = yaml.safe_load(path.read_text())
+    if "experiment" in data:
+        return yaml.safe_load((path.parent / data["experiment"]).read_text()).get("lab", "rl"), True
+    return data.get("lab", "rl"), False
+
+
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_runs_a_tiny_budget(ray_address, tmp_path, config):
-    out = run_cli("train", str(config), "--address", ray_address, "--runs-dir", str(tmp_path),
-                  "--set", "stop.iterations=2", "--set", "rollout.num_workers=1",
-                  "--set", "rollout.envs_per_worker=2")
+    kind, sweep = config_kind(config)
+    sets = [a for o in TINY[kind] for a in ("--set", f"fixed.{o}" if sweep else o)]
+    out = run_cli("tune" if sweep else "train", str(config), "--address", ray_address,
+                  "--runs-dir", str(tmp_path), *sets, timeout=400)
     assert out.returncode == 0, out.stdout + out.stderr
     run_dir = only_run_dir(tmp_path)
-    assert len(read_metrics(run_dir)) == 2
-    assert checkpoint.latest(run_dir / "checkpoints") is not None
+    if kind == "rl" and not sweep:
+        assert len(read_metrics(run_dir)) == 2
+        assert checkpoint.latest(run_dir / "checkpoints") is not None
+        return
+    rows = (run_dir / "results.csv").read_text().splitlines()[1:]   # Tune trials, best first
+    statuses = [row.split(",")[-2] for row in rows]                   # ASHA may stop some early
+    assert "ok" in statuses and set(statuses) <= {"ok", "stopped early"}, rows
+    assert (run_dir / "best_config.yaml").exists()
 
 
 def test_bad_input_exits_2_with_one_message_and_no_traceback(tmp_path):
@@ -189,10 +216,14 @@ def test_more_workers_than_the_cluster_has_cpus_is_bad_input(ray_address, tmp_pa
 def test_help_explains_the_commands():
     out = run_cli("--help")
     assert out.returncode == 0
-    for command in ("train", "resume", "eval", "tensorboard", "keys"):
+    for command in ("train", "tune", "resume", "eval", "tensorboard", "keys"):
         assert command in out.stdout
     out = run_cli("keys")
     assert out.returncode == 0 and "learner.lr" in out.stdout
+    out = run_cli("keys", "mnist")
+    assert out.returncode == 0 and "mnist.batch_size" in out.stdout and "learner.lr" not in out.stdout
+    out = run_cli("keys", "sweep")
+    assert out.returncode == 0 and "search_space" in out.stdout and "num_samples" in out.stdout
 
 
 def test_a_run_killed_outright_resumes_from_its_last_checkpoint(ray_address, tmp_path):

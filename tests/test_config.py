@@ -110,6 +110,13 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    cfg = load_experiment(path)
-    assert cfg.name
-    assert yaml.safe_load(path.read_text())["name"] == cfg.name
+    from cluster.labs import load_any
+    from cluster.sweep import load_sweep
+
+    data = yaml.safe_load(path.read_text())
+    if "experiment" in data:                      # a sweep file
+        cfg = load_sweep(path).cfg
+    else:
+        kind, cfg = load_any(path)
+        assert kind == data.get("lab", "rl")
+    assert cfg.name and data["name"] == cfg.name

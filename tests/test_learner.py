@@ -81,3 +81,16 @@ def test_chunked_update_is_the_same_single_step_as_the_whole_batch():
         assert m_chunked[key] == pytest.approx(m_whole[key], rel=1e-5)
     for a, b in zip(whole.get_weights(), chunked.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_restored_state_keeps_the_configured_learning_rate():
+    """`labrun resume --set learner.lr=...` must take effect: the checkpoint's lr is not restored."""
+    learner = make_learner(lr=1e-2)
+    rng = np.random.default_rng(0)
+    learner.update([Trajectories(rng.normal(size=(30, 4)).astype(np.float32),
+                                 rng.integers(0, 2, 30).astype(np.int32),
+                                 np.ones(30, np.float32), np.array([10, 20]))])
+    other = make_learner(lr=1e-4)
+    other.set_state(learner.get_state())
+    assert float(other.optimizer.learning_rate) == pytest.approx(1e-4)
+    assert int(other.optimizer.iterations) == 1                   # the rest of the state is restored

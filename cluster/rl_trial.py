@@ -1,0 +1,96 @@
+"""A REINFORCE experiment as one Ray Tune trial, for sweeps (``labrun tune configs/cartpole_sweep.yaml``).
+
+Each trial runs the same ``Trainer`` as ``labrun train``, with its own rollout workers, inside a
+placement group that reserves the trial's whole footprint at once: one bundle for the trial's own
+process (where the learner runs) and one per rollout worker, plus the learner's GPUs. Without it,
+two trials on a 2-CPU machine would each take a CPU for their driver and wait forever for their
+workers' CPUs. Tune places the trial in bundle 0 and captures the actors the trial creates, so the
+workers land in the trial's bundles.
+
+The trial's run folder is ``<trial folder>/run``: an ordinary labrun run folder (config.yaml,
+metrics, TensorBoard, checkpoints, learning curve) that ``labrun eval`` reads. Each checkpoint is
+also reported to Tune, so a crashed trial restarts from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from cluster import schema
+from cluster.experiment import ExperimentConfig
+from cluster.sweep import nested
+
+# What a REINFORCE run reports each iteration (Atari adds the rollout/points_* and win-rate keys).
+METRICS = (
+    "rollout/episode_return_mean", "rollout/episode_return_min", "rollout/episode_return_max",
+    "rollout/episode_length_mean", "rollout/points_won_mean", "rollout/points_lost_mean",
+    "rollout/win_rate", "learner/loss", "learner/entropy", "learner/grad_norm",
+    "learner/batch_steps", "time/learn_s", "time/sample_s", "time/iteration_s",
+    "time/env_steps_per_s", "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
+    "counters/iteration", "counters/env_steps", "counters/episodes", "counters/worker_restarts",
+)
+RUN_FOLDER = "run"
+
+
+def trial_config(experiment: Mapping[str, Any], overrides: Mapping[str, Any]) -> ExperimentConfig:
+    return schema.from_dict(ExperimentConfig, schema.merge(experiment, nested(overrides)),
+                            source="trial")
+
+
+def bundles(cfg: ExperimentConfig) -> list[dict[str, float]]:
+    """The placement group of one trial: [trial process (+ learner GPUs)] + one per worker."""
+    workers = cfg.rollout.num_workers
+    if workers == "auto":  # load_sweep refuses this; a trial's size must not depend on the cluster
+        raise ValueError("rollout.num_workers: a sweep's trials need a number of workers, not 'auto'")
+    head: dict[str, float] = {"CPU": 1.0}
+    gpus = cfg.resources.learner_gpus
+    out = [head] + [{"CPU": float(cfg.resources.cpus_per_worker)} for _ in range(workers)]
+    if gpus:  # "auto" was resolved before the trials started
+        out.append({"GPU": float(gpus)})  # the learner's actor: num_cpus=0, num_gpus=gpus
+    return out
+
+
+def resolve_gpus(experiment: dict[str, Any], cluster_gpus: float) -> dict[str, Any]:
+    """The experiment with ``resources.learner_gpus: auto`` made a number for this cluster, so
+    that the placement group and the trial's learner agree."""
+    resources = dict(experiment.get("resources") or {})
+    if resources.get("learner_gpus", 0) == "auto":
+        resources["learner_gpus"] = 1.0 if cluster_gpus >= 1 else 0.0
+        return {**experiment, "resources": resources}
+    return experiment
+
+
+def rl_trainable(config: dict[str, Any]) -> None:
+    """One Tune trial: config = {"kind": "rl", "experiment" (plain data), "overrides" (key path -> value)}."""
+    from ray import tune
+    from rich.console import Console
+
+    from cluster import checkpoint
+    from cluster.console import ConsoleProgress
+    from cluster.experiment import check_env, dump_experiment
+    from cluster.outputs import CONFIG_FILE
+    from cluster.trainer import Trainer
+    from cluster.tune_runner import mark_finished
+    from rl.learner import enable_memory_growth
+
+    enable_memory_growth()
+    cfg = trial_config(config["experiment"], config["overrides"])
+    obs_shape, num_actions = check_env(cfg, "trial")
+    run_dir = Path(tune.get_context().get_trial_dir()) / RUN_FOLDER
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_experiment(cfg, run_dir / CONFIG_FILE)
+    resume = None
+    restored = tune.get_checkpoint()
+    if restored is not None:  # a restarted trial continues from what it last reported
+        with restored.as_directory() as folder:
+            resume = checkpoint.load(Path(folder))
+
+    def report(metrics: dict[str, float], ckpt: Path | None) -> None:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt)) if ckpt else None)
+
+    result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume, run_id=run_dir.parent.name,
+                     progress=ConsoleProgress(cfg.output.console_every_s, Console(quiet=True)),
+                     on_iteration=report).run()
+    if not result.stop_reason.startswith("interrupted"):
+        mark_finished(run_dir.parent)

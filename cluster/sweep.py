@@ -1,0 +1,197 @@
+"""Sweep files: a search space over an experiment file's keys, for ``labrun tune``.
+
+```yaml
+name: mnist_sweep
+experiment: mnist.yaml            # relative to this file
+fixed: {mnist.epochs: 3}          # optional: experiment keys set the same for every trial
+search_space:                     # experiment key path -> one kind of distribution
+  mnist.lr: {loguniform: [1.0e-4, 1.0e-2]}
+  mnist.model: {grid: [dense, cnn]}
+num_samples: 2                    # samples of the random kinds, for each grid combination
+metric: test/accuracy
+mode: max
+scheduler: {kind: asha, grace_period: 1}
+max_concurrent_trials: 2
+```
+
+The experiment may be a supervised lab or a REINFORCE experiment (each trial then starts its own
+rollout workers; see ``cluster/rl_trial.py``). Everything is checked before any trial starts: the
+kinds and their arguments, that every key path exists in the experiment and takes the values the
+space can give, and that the lab reports the metric.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+from cluster import schema
+from cluster.schema import ConfigError
+
+KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    kind: Literal["none", "asha"] = "none"
+    """'asha' stops trials that fall behind early (Tune's ASHA); 'none' runs every trial to the end."""
+    grace_period: int = field(default=1, metadata={"ge": 1})
+    """ASHA: epochs every trial runs before it may be stopped."""
+    reduction_factor: float = field(default=2.0, metadata={"gt": 1})
+    """ASHA: the share of trials kept at each rung is 1 / reduction_factor."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str = field(default="sweep", metadata={"min_len": 1})
+    """Name of the sweep; its folder is <runs_dir>/<name>__<time>."""
+    experiment: str = field(default="", metadata={"min_len": 1})
+    """The experiment file the trials run, relative to the sweep file."""
+    fixed: dict[str, Any] = field(default_factory=dict)
+    """Experiment keys set the same for every trial (key path -> value), e.g. a shorter budget."""
+    search_space: dict[str, Any] = field(default_factory=dict)
+    """Experiment key path -> {grid: [..]} | {choice: [..]} | {uniform: [low, high]} |
+    {loguniform: [low, high]} | {randint: [low, high]} (high excluded)."""
+    num_samples: int = field(default=1, metadata={"ge": 1})
+    """Samples of the random kinds, for each combination of the grids."""
+    metric: str = field(default="", metadata={"min_len": 1})
+    """The reported metric that ranks trials, e.g. test/accuracy."""
+    mode: Literal["min", "max"] = "max"
+    """Whether a lower or a higher metric is better."""
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    max_concurrent_trials: int | None = field(default=None, metadata={"ge": 1})
+    """At most this many trials at once (null: as many as the cluster's resources allow)."""
+    seed: int = field(default=0, metadata={"ge": 0})
+    """Seed of the random search (the trials' own seeds come from the experiment file)."""
+
+
+def check_space(space: Mapping[str, Any], source: str,
+                lines: Mapping[str, int]) -> dict[str, tuple[str, list]]:
+    """key path -> (kind, arguments), or a ConfigError naming the bad entry."""
+    out = {}
+    for key, spec in space.items():
+        where = dict(source=source, key=f"search_space.{key}", line=lines.get(f"search_space.{key}"))
+        if not isinstance(spec, Mapping) or len(spec) != 1:
+            raise ConfigError(f"expected one of {{{', '.join(KINDS)}: ...}}, got {spec!r}", **where)
+        (kind, args), = spec.items()
+        if kind not in KINDS:
+            raise ConfigError(f"unknown search-space kind {kind!r}; expected one of "
+                              f"{', '.join(KINDS)}", **where)
+        if not isinstance(args, list) or not args:
+            raise ConfigError(f"{kind}: expected a non-empty list, got {args!r}", **where)
+        if kind in ("uniform", "loguniform", "randint"):
+            numeric = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+            if len(args) != 2 or not numeric or not args[0] < args[1]:
+                raise ConfigError(f"{kind}: expected [low, high] numbers with low < high, got {args!r}",
+                                  **where)
+            if kind == "loguniform" and args[0] <= 0:
+                raise ConfigError(f"loguniform: expected low > 0, got {args[0]!r}", **where)
+            if kind == "randint" and not all(isinstance(a, int) for a in args):
+                raise ConfigError(f"randint: expected integers, got {args!r}", **where)
+        out[key] = (kind, list(args))
+    return out
+
+
+def candidate_values(kind: str, args: list) -> list:
+    """Values that stand for everything a kind can give, to validate against the experiment."""
+    if kind in ("grid", "choice"):
+        return args
+    if kind == "randint":
+        return [args[0], args[1] - 1]
+    low, high = args
+    return [low, high, math.sqrt(low * high) if kind == "loguniform" else (low + high) / 2]
+
+
+def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{'a.b': 1} -> {'a': {'b': 1}}; nested mappings in ``flat`` are merged in as they are."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, Mapping) and isinstance(node.get(parts[-1]), Mapping):
+            node[parts[-1]] = schema.merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def experiment_class(kind: str) -> type:
+    from cluster.experiment import ExperimentConfig
+    from cluster.labs import LABS
+
+    return ExperimentConfig if kind == "rl" else LABS[kind].experiment
+
+
+def reported_metrics(kind: str) -> tuple[str, ...]:
+    from cluster.labs import LABS
+
+    if kind == "rl":
+        from cluster.rl_trial import METRICS
+
+        return METRICS
+    return LABS[kind].metrics()
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep: its config, the experiment it runs and the parsed search space."""
+
+    cfg: SweepConfig
+    kind: str                                   # the experiment's lab
+    experiment_path: Path
+    experiment_data: dict[str, Any]             # the experiment file, as plain data
+    space: dict[str, tuple[str, list]]
+
+
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
+    from cluster.labs import lab_of
+
+    path = Path(path)
+    data, lines = schema.load_yaml(path)
+    extra = schema.parse_overrides(overrides)
+    cfg = schema.from_dict(SweepConfig, schema.merge(data, extra), source=str(path), lines=lines,
+                           override_keys=schema.flat_keys(extra))
+    if not cfg.search_space:
+        raise ConfigError("expected at least one key to search over", source=str(path),
+                          key="search_space", line=lines.get("search_space"))
+    space = check_space(cfg.search_space, str(path), lines)
+    exp_path = (path.parent / cfg.experiment).resolve()
+    exp_data, exp_lines = schema.load_yaml(exp_path)
+    kind = lab_of(exp_data, str(exp_path), exp_lines)
+    cls = experiment_class(kind)
+    schema.from_dict(cls, exp_data, source=str(exp_path), lines=exp_lines)
+    try:
+        exp_data = schema.merge(exp_data, nested(cfg.fixed))
+        base = schema.from_dict(cls, exp_data, source=str(exp_path))
+    except ConfigError as err:
+        raise ConfigError(f"does not fit the experiment: {err.key + ': ' if err.key else ''}"
+                          f"{err.message}", source=str(path), key="fixed",
+                          line=lines.get("fixed")) from None
+    for key, (k, args) in space.items():  # every value the space can give must be valid
+        for value in candidate_values(k, args):
+            try:
+                trial = schema.from_dict(cls, schema.merge(exp_data, nested({key: value})),
+                                         source=str(exp_path))
+                if kind == "rl" and trial.rollout.num_workers == "auto":
+                    raise ConfigError("a sweep's trials need a number of workers, not 'auto' "
+                                      "(each trial reserves its workers' CPUs); set it under "
+                                      "`fixed:`, e.g. rollout.num_workers: 1", key="rollout.num_workers")
+            except ConfigError as err:
+                raise ConfigError(f"{k} value {value!r} does not fit the experiment: "
+                                  f"{err.key + ': ' if err.key else ''}{err.message}",
+                                  source=str(path), key=f"search_space.{key}",
+                                  line=lines.get(f"search_space.{key}")) from None
+    if kind == "rl":
+        from cluster.experiment import check_env
+
+        check_env(base, str(exp_path))  # an unknown environment stops the sweep here
+    metrics = reported_metrics(kind)
+    if cfg.metric not in metrics:
+        raise ConfigError(f"{cfg.metric!r} is not reported by the {kind} lab; it reports "
+                          f"{', '.join(metrics)}", source=str(path), key="metric",
+                          line=lines.get("metric"))
+    return Sweep(cfg, kind, exp_path, exp_data, space)
