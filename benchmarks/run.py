@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import cartpole, mnist, pong
+from benchmarks import cartpole, dbvae, mnist, pong
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (function, results file, table rows). `make bench` runs DEFAULT; `make bench-pong` runs
@@ -22,8 +22,9 @@ BENCHMARKS = {
     "pong": (pong.run, "pong", pong.table_rows),
     "pong-learning": (pong.run_learning, "pong", pong.table_rows),
     "mnist": (mnist.run, "mnist", mnist.table_rows),
+    "dbvae": (dbvae.run, "dbvae", dbvae.table_rows),
 }
-DEFAULT = ["cartpole", "pong", "mnist"]
+DEFAULT = ["cartpole", "pong", "mnist", "dbvae"]
 
 
 def machine() -> dict:

@@ -1,9 +1,9 @@
 """Experiment files of the supervised labs, and which lab class runs each.
 
 A file's top-level ``lab`` key picks its kind: ``rl`` (the default: REINFORCE, see
-``cluster/experiment.py``), ``mnist``, ``intro`` or ``music``. A lab's own settings sit under a key
-named after it; ``trial`` says what each Tune trial gets. The lab classes live in ``supervised/`` and
-do not know about Tune: ``cluster/tune_runner.py`` runs them as trials.
+``cluster/experiment.py``), ``mnist``, ``intro``, ``music`` or ``dbvae``. A lab's own settings
+sit under a key named after it; ``trial`` says what each Tune trial gets. The lab classes live in
+``supervised/`` and do not know about Tune: ``cluster/tune_runner.py`` runs them as trials.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Literal, Sequence
 
 from cluster import schema
 from cluster.schema import ConfigError
-from supervised.config import IntroConfig, MnistConfig, MusicConfig
+from supervised.config import DbvaeConfig, IntroConfig, MnistConfig, MusicConfig
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,19 @@ class MusicExperiment:
 
 
 @dataclass(frozen=True)
+class DbvaeExperiment:
+    name: str = field(default="dbvae", metadata={"min_len": 1})
+    """Name of the experiment; the start of its run folder's name."""
+    seed: int = field(default=0, metadata={"ge": 0})
+    """Seed of the weights, of the batches and the VAE's noise, and of the bias benchmark's data."""
+    lab: Literal["dbvae"] = "dbvae"
+    """Which lab this file runs."""
+    dbvae: DbvaeConfig = field(default_factory=DbvaeConfig)
+    trial: TrialResources = field(default_factory=TrialResources)
+    output: LabOutput = field(default_factory=LabOutput)
+
+
+@dataclass(frozen=True)
 class Lab:
     """A supervised lab: its experiment file's class, the class that runs it, its main metric."""
 
@@ -100,6 +113,7 @@ LABS: dict[str, Lab] = {
     "mnist": Lab(MnistExperiment, "supervised.mnist:MnistLab", "test/accuracy", "max"),
     "intro": Lab(IntroExperiment, "supervised.intro:IntroLab", "fit/loss", "min"),
     "music": Lab(MusicExperiment, "supervised.music:MusicLab", "train/loss", "min"),
+    "dbvae": Lab(DbvaeExperiment, "supervised.dbvae:DbvaeLab", "eval/E_A", "max"),
 }
 KINDS = ("rl", *LABS)
 

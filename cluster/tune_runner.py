@@ -11,12 +11,13 @@ Call sequence::
 Each trial builds the lab's runner (``supervised/``), restores Tune's checkpoint if it has one
 (a restarted trial continues where it was), and per epoch reports the lab's flat metrics with a
 checkpoint; TensorBoard gets the metrics (Tune's logger) and the lab's images, texts and audio
-(ours). At the end the sweep folder holds ``results.csv``, ``best_config.yaml`` (an experiment
+(ours); a lab with ``write_report(folder)`` also leaves its own files in the trial folder. At the end the sweep folder holds ``results.csv``, ``best_config.yaml`` (an experiment
 file ``labrun train`` accepts) and ``comparison.png``.
 """
 
 from __future__ import annotations
 
+import csv
 import tempfile
 import time
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ def lab_trainable(config: dict[str, Any]) -> None:
     while runner.epoch < runner.total_epochs:
         metrics = runner.train_epoch()
         summaries.write(runner, runner.epoch)
+        if hasattr(runner, "write_report"):   # a lab's own files in the trial folder (DB-VAE)
+            runner.write_report(trial_dir)
         with tempfile.TemporaryDirectory() as folder:
             runner.save(folder)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -292,10 +295,10 @@ def summarise(study: Study, results) -> list[dict[str, Any]]:
     rows = done + [r for r in rows if r[study.metric] is None]
     study.folder.mkdir(parents=True, exist_ok=True)
     columns = [c for c in rows[0] if not c.startswith("_")] if rows else []
-    with open(study.folder / RESULTS_FILE, "w") as out:
-        out.write(",".join(columns) + "\n")
-        for r in rows:
-            out.write(",".join("" if r[c] is None else str(r[c]) for c in columns) + "\n")
+    with open(study.folder / RESULTS_FILE, "w", newline="") as out:
+        writer = csv.writer(out)   # quotes fields with commas (trial names, list values, paths)
+        writer.writerow(columns)
+        writer.writerows(["" if r[c] is None else str(r[c]) for c in columns] for r in rows)
     if done:
         best = schema.merge(study.experiment, nested(done[0]["_overrides"]))
         best["name"] = f"{best.get('name', study.kind)}_best"
@@ -304,6 +307,12 @@ def summarise(study: Study, results) -> list[dict[str, Any]]:
             f"{done[0][study.metric]:.6g}\n" + yaml.safe_dump(best, sort_keys=False))
         _plot(study, done)
     return rows
+
+
+def read_results(folder: Path) -> list[dict[str, str]]:
+    """The rows of a sweep folder's results.csv (best first), as strings keyed by column."""
+    with open(Path(folder) / RESULTS_FILE, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _plot(study: Study, rows: list[dict[str, Any]]) -> None:

@@ -90,3 +90,79 @@ class MusicConfig:
     """Sampling temperature: the logits are divided by it (below 1: safer, above 1: wilder)."""
     start_string: str = field(default="X", metadata={"min_len": 1})
     """Text the sampling starts from ('X', as a tune's first header X: begins)."""
+
+
+@dataclass(frozen=True)
+class DbvaeConfig:
+    dataset: Literal["faces", "bias_benchmark"] = "faces"
+    """Training data: 'faces' is the course's train_face.h5 (about 110,000 64x64 images, CelebA
+    faces and ImageNet non-faces; downloaded by users, see data_path), evaluated on the course's
+    20 test faces; 'bias_benchmark' is the offline stand-in of supervised/bias_data.py (MNIST
+    digits as faces with a rare group), built from the settings below and the experiment's seed."""
+    data_path: str | None = None
+    """faces: the course's train_face.h5, or a folder holding it; bias_benchmark: mnist.npz or a
+    folder holding MNIST. null: $LABRUN_DATA_DIR, then the cache (~/.cache/labrun), then the
+    download (train_face.h5 is 1.35 GB)."""
+    model: Literal["standard", "dbvae"] = "dbvae"
+    """'standard' is the course's CNN classifier, trained on batches of half faces (drawn
+    uniformly) and half non-faces; 'dbvae' is the debiasing VAE, whose face half is drawn with
+    the adaptive resampling probabilities recomputed from its latent space every epoch."""
+    baseline: bool = False
+    """model dbvae: also train the standard classifier in the same trial, as the course's
+    notebook does, with its own optimizer and batches whose faces are drawn uniformly (the batches
+    a 'standard' trial of the same seed draws), and evaluate it beside the DB-VAE: the bar plot
+    shows the two side by side; its metrics are baseline/accuracy_<group>, baseline/E_A,
+    baseline/Var_A, baseline/mean_face_prob_<group>. About half again the trial's time."""
+    latent_dim: int = field(default=100, metadata={"ge": 1})
+    """Size of the DB-VAE's latent space (the course's 100)."""
+    n_filters: int = field(default=12, metadata={"ge": 1})
+    """Width of the CNNs: their convolutions have 1x, 2x, 4x and 6x this many filters."""
+    kl_weight: float = field(default=0.0005, metadata={"ge": 0})
+    """Weight of the KL divergence against the L1 reconstruction loss in the VAE loss."""
+    alpha: float = field(default=0.001, metadata={"gt": 0})
+    """Smoothing of the resampling: a face's weight per latent dimension is 1 / (density + alpha);
+    larger values flatten the probabilities towards uniform (the paper tries 0.001 to 0.1)."""
+    bins: int = field(default=10, metadata={"ge": 1})
+    """Histogram bins per latent dimension when estimating the faces' latent density."""
+    combine: Literal["max", "product"] = "max"
+    """How the per-dimension probabilities make one: 'max' (the course: the element-wise maximum
+    over dimensions) or 'product' (the paper: the product over dimensions)."""
+    epochs: int = field(default=2, metadata={"ge": 1})
+    """Epochs of training; the DB-VAE recomputes its sampling probabilities before each."""
+    batch_size: int = field(default=32, metadata={"ge": 2})
+    """Images per gradient step, half faces and half non-faces."""
+    lr: float = field(default=5e-4, metadata={"gt": 0})
+    """Learning rate of Adam."""
+    steps_per_epoch: int | None = field(default=None, metadata={"ge": 1})
+    """Gradient steps per epoch; null: as many as one pass over the training images, the course's
+    number_of_training_images // batch_size."""
+    eval_batch_size: int = field(default=256, metadata={"ge": 1})
+    """Images per forward pass when computing latent means and evaluating."""
+    image_size: int = field(default=32, metadata={"ge": 16})
+    """bias_benchmark: side of its square images in pixels, a multiple of 16."""
+    num_train: int = field(default=20000, metadata={"ge": 4})
+    """bias_benchmark: training images (faces and non-faces)."""
+    minority_share: float = field(default=0.03, metadata={"ge": 0, "le": 1})
+    """bias_benchmark: the share of the training faces in the rare groups (inverted polarity)."""
+    num_test_per_group: int = field(default=500, metadata={"ge": 2})
+    """bias_benchmark: test faces per group (and the size of the test non-face set)."""
+    eval_faces_dir: str | None = None
+    """faces: folder holding the course's test faces in LF/, LM/, DF/, DM/; null:
+    $LABRUN_DATA_DIR/faces."""
+    ppb_dir: str | None = None
+    """faces: the Pilot Parliaments Benchmark folder (PPB-2017, with imgs/ and its metadata CSV),
+    evaluated by sliding-window detection after each epoch; null: no PPB evaluation."""
+
+    def __post_init__(self):
+        if self.image_size % 16:
+            raise ValueError(f"image_size: expected a multiple of 16 (the CNNs halve it four "
+                             f"times), got {self.image_size}")
+        if self.ppb_dir is not None and self.dataset != "faces":
+            raise ValueError(f"ppb_dir: PPB is scanned with 64x64 windows for the faces dataset's "
+                             f"model; dataset is {self.dataset!r}")
+        if self.baseline and self.model != "dbvae":
+            raise ValueError("baseline: the standard classifier is the baseline; set model: "
+                             "dbvae to train the DB-VAE beside it")
+        if self.batch_size % 2:
+            raise ValueError(f"batch_size: expected an even number (half faces, half non-faces), "
+                             f"got {self.batch_size}")

@@ -11,6 +11,7 @@ import yaml
 from cluster.labs import load_any
 from cluster.schema import ConfigError
 from cluster.sweep import load_sweep
+from cluster.tune_runner import read_results
 from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def test_bad_sweep_through_the_cli_exits_2_without_starting_ray(tmp_path):
 
 def test_an_unknown_lab_is_bad_input(tmp_path):
     (tmp_path / "x.yaml").write_text("lab: gan\n")
-    with pytest.raises(ConfigError, match="lab: expected one of 'rl', 'mnist', 'intro', 'music', got 'gan'"):
+    with pytest.raises(ConfigError, match="lab: expected one of 'rl', 'mnist', 'intro', 'music', 'dbvae', got 'gan'"):
         load_any(tmp_path / "x.yaml")
 
 
@@ -105,11 +106,11 @@ def test_a_two_trial_sweep_writes_table_best_config_and_plot(ray_address, tmp_pa
     out = run_cli("tune", str(path), "--address", ray_address, "--runs-dir", str(tmp_path / "runs"))
     assert out.returncode == 0, out.stdout + out.stderr
     folder = next((tmp_path / "runs").iterdir())
-    lines = (folder / "results.csv").read_text().splitlines()
-    assert lines[0].startswith("trial,intro.lr,fit/loss") and len(lines) == 3
-    losses = [float(line.split(",")[2]) for line in lines[1:]]
-    assert losses == sorted(losses)                                  # best (lowest) first
-    assert float(lines[1].split(",")[1]) == 0.02                     # the larger step fits faster
+    assert (folder / "results.csv").read_text().startswith("trial,intro.lr,fit/loss,epochs,status")
+    rows = read_results(folder)
+    losses = [float(row["fit/loss"]) for row in rows]
+    assert len(rows) == 2 and losses == sorted(losses)               # best (lowest) first
+    assert float(rows[0]["intro.lr"]) == 0.02                        # the larger step fits faster
     kind, best = load_any(folder / "best_config.yaml")               # labrun train accepts it
     assert kind == "intro" and best.intro.lr == 0.02
     assert (folder / "comparison.png").stat().st_size > 0
@@ -162,9 +163,9 @@ def test_an_rl_sweep_runs_whole_reinforce_runs_as_trials(ray_address, tmp_path):
                   timeout=400)
     assert out.returncode == 0, out.stdout + out.stderr
     folder = next((tmp_path / "runs").iterdir())
-    lines = (folder / "results.csv").read_text().splitlines()
-    assert lines[0].startswith("trial,learner.lr,rollout/episode_return_mean") and len(lines) == 3
-    assert all(",ok," in line for line in lines[1:])
+    rows = read_results(folder)
+    assert list(rows[0])[:3] == ["trial", "learner.lr", "rollout/episode_return_mean"]
+    assert len(rows) == 2 and all(row["status"] == "ok" for row in rows), rows
     for trial in trial_dirs(folder):
         assert [r["counters/iteration"] for r in trial_rows(trial)] == [1, 2, 3, 4]
         run = trial / "run"                                          # an ordinary run folder
@@ -172,7 +173,7 @@ def test_an_rl_sweep_runs_whole_reinforce_runs_as_trials(ray_address, tmp_path):
         assert cfg["rollout"]["num_workers"] == 1 and cfg["learner"]["lr"] in (0.001, 0.03)
         assert (run / "checkpoints" / "iter_000004" / "learner.npz").exists()
         assert list(trial.glob("checkpoint_*"))                      # reported to Tune as well
-    best_lr = float(lines[1].split(",")[1])
+    best_lr = float(rows[0]["learner.lr"])
     kind, best = load_any(folder / "best_config.yaml")
     assert kind == "rl" and best.learner.lr == best_lr and best.rollout.num_workers == 1
 
@@ -206,8 +207,8 @@ def test_an_interrupted_sweep_resumes_its_unfinished_trials(ray_address, tmp_pat
 
     out = run_cli("resume", str(folder), "--address", ray_address, timeout=400)
     assert out.returncode == 0, out.stdout + out.stderr
-    lines = (folder / "results.csv").read_text().splitlines()
-    assert len(lines) == 3 and all(",ok," in line for line in lines[1:]), lines
+    rows = read_results(folder)
+    assert len(rows) == 2 and all(row["status"] == "ok" for row in rows), rows
     for trial in trial_dirs(folder):
         epochs = [r["counters/epoch"] for r in trial_rows(trial)]
         assert sorted(set(epochs)) == list(range(1, 9)) and epochs.count(1) == 1, epochs
