@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-pong install clean
+.PHONY: run test bench bench-pong bench-music install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 ## bench-pong: set up, then a 30-minute Pong learning run against a random policy (into pong.json)
 bench-pong: $(STAMP)
 	$(BIN)/python -m benchmarks.run pong-learning
+
+## bench-music: set up, then the music LSTM's default budget and 100 sampled tunes (into supervised.json)
+bench-music: $(STAMP)
+	$(BIN)/python -m benchmarks.run music
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache *.egg-info

@@ -42,6 +42,7 @@ def _train(model: str) -> dict:
         (result,) = Path(runs).glob("*/*/result.json")
         rows = [json.loads(line) for line in result.read_text().splitlines() if line]
     return {"test_accuracy": [r["test/accuracy"] for r in rows],
+            "epoch_s": [r["time/epoch_s"] for r in rows],
             "train_s": round(sum(r["time/epoch_s"] for r in rows), 1),
             "process_s": round(wall, 1)}
 

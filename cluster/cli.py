@@ -304,6 +304,104 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from cluster import jobs
+
+    if args.tune:   # checked here first: a bad file is refused before anything is uploaded
+        from cluster.sweep import load_sweep
+
+        load_sweep(args.config, args.set)
+    else:
+        from cluster.labs import load_any
+
+        load_any(args.config, args.set)
+    client = jobs.connect(args.address)
+    job_id = jobs.submit(client, "tune" if args.tune else "train", args.config, args.set,
+                         args.storage, args.install)
+    print(f"submitted {job_id} to {client.labrun_address}", flush=True)
+    if args.no_wait:
+        print(f"follow it with `labrun logs {job_id} --follow`; stop it with `labrun stop {job_id}`")
+        return EXIT_OK
+    try:
+        status = jobs.follow(client, job_id)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; the job goes on: `labrun logs {job_id} --follow`, "
+              f"`labrun stop {job_id}`", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"job {job_id}: {status}")
+    return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from cluster import jobs
+
+    client = jobs.connect(args.address)
+    table = Table(title=f"jobs at {client.labrun_address}", title_justify="left")
+    for column in ("job", "status", "started"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("entrypoint", overflow="fold")
+    for job in jobs.list_jobs(client):
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time / 1000)) \
+            if job.start_time else ""
+        table.add_row(job.submission_id or job.job_id or "", str(job.status.value), started,
+                      job.entrypoint)
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from cluster import jobs
+
+    client = jobs.connect(args.address)
+    if not args.follow:
+        print(jobs.logs(client, args.job), end="")
+        return EXIT_OK
+    status = jobs.follow(client, args.job)
+    print(f"job {args.job}: {status}")
+    return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from cluster import jobs
+
+    client = jobs.connect(args.address)
+    stopped = jobs.stop(client, args.job)
+    print(f"job {args.job}: {'stopping' if stopped else 'had already ended'}")
+    return EXIT_OK
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from cluster import local_cluster
+
+    if args.action == "up":
+        cluster = local_cluster.up(args.workers, args.cpus_per_node, args.host)
+        print(f"Ray cluster up: a head and {cluster.workers} worker node(s), {cluster.cpus_per_node} "
+              f"CPU(s) each, token authentication on\n"
+              f"  join (drivers, --address):  {cluster.gcs_address}\n"
+              f"  Jobs API and dashboard:     {cluster.dashboard_url}\n"
+              f"  submit:  labrun submit configs/cartpole.yaml\n"
+              f"  stop:    labrun cluster down")
+        return EXIT_OK
+    if args.action == "down":
+        cluster, stopped = local_cluster.down()
+        if cluster is None:
+            print(f"no cluster recorded in {local_cluster.state_path()}; nothing to stop")
+        else:
+            print(f"stopped the cluster at {cluster.gcs_address} ({stopped} processes)")
+        return EXIT_OK
+    cluster = local_cluster.LocalCluster.load()
+    if cluster is None:
+        print(f"no cluster recorded in {local_cluster.state_path()}")
+        return EXIT_FAILED
+    nodes = local_cluster.alive_nodes(cluster.dashboard_url)
+    print(f"cluster at {cluster.gcs_address} (Jobs API {cluster.dashboard_url}): {nodes} of "
+          f"{cluster.workers + 1} nodes alive, {len(cluster.processes())} processes")
+    return EXIT_OK if nodes else EXIT_FAILED
+
+
 # --------------------------------------------------------------------------------- plumbing
 
 
@@ -324,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labrun",
         description="Distributed experiment runner for the MIT 6.S191 labs: REINFORCE with Ray "
-                    "rollout workers, and the supervised labs (intro, mnist, music) as Ray Tune "
-                    "trials; logged to TensorBoard, checkpointed and resumable.",
+                    "rollout workers, and the supervised labs (intro, mnist, music, dbvae) as Ray "
+                    "Tune trials; logged to TensorBoard, checkpointed and resumable; on this "
+                    "machine or submitted to a Ray cluster.",
         epilog="Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted. "
                "`labrun keys` lists every key an experiment file may set.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -344,13 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "runs/<name>__<seed>__<time>/ (config, metrics, TensorBoard, "
                                    "checkpoints, learning curve).")
     p.add_argument("config", help="experiment file, e.g. configs/cartpole.yaml (REINFORCE), or "
-                                  "configs/intro.yaml, mnist.yaml, music.yaml (supervised labs)")
+                                  "configs/intro.yaml, mnist.yaml, music.yaml, dbvae.yaml "
+                                  "(supervised labs)")
     add_run_options(p)
     p.add_argument("--runs-dir", default=None, help="parent folder of the run folder "
                                                     "(default: output.runs_dir of the config)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("tune", help="sweep hyperparameters of a supervised lab with Ray Tune",
+    p = sub.add_parser("tune", help="sweep hyperparameters of an experiment with Ray Tune",
                        description="Run a sweep file (search space over an experiment file's keys, "
                                    "metric, mode, scheduler) as Ray Tune trials; print the results "
                                    "sorted by the metric and write results.csv, best_config.yaml "
@@ -422,6 +522,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", nargs="?", default="rl", choices=[*KINDS, "sweep"],
                    help="rl (default), a supervised lab, or sweep")
     p.set_defaults(func=cmd_keys)
+
+    def add_jobs_address(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--address", default=None, metavar="URL",
+                       help="the cluster's Jobs API (its dashboard), e.g. http://HEAD:8265 "
+                            "(default: the cluster `labrun cluster up` started, else "
+                            "$RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265)")
+
+    p = sub.add_parser("submit", help="run an experiment on a Ray cluster as a job",
+                       description="Submit an experiment file to a running Ray cluster through "
+                                   "Ray's Jobs API: the project folder is uploaded as the job's "
+                                   "working directory and the job runs `labrun train CONFIG` "
+                                   "(`labrun tune` with --tune) on the cluster. Prints the job id "
+                                   "and follows its logs; exit 0 when the job succeeds. The "
+                                   "cluster's token comes from RAY_AUTH_TOKEN, "
+                                   "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.")
+    p.add_argument("config", help="experiment file (or sweep file with --tune) inside the project")
+    add_jobs_address(p)
+    p.add_argument("--tune", action="store_true", help="CONFIG is a sweep file: run `labrun tune`")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, as for train (checked before submitting)")
+    p.add_argument("--storage", default=None, metavar="PATH",
+                   help="runs folder every node can reach (a shared file system); default: "
+                        "this checkout's runs/ for a cluster on this machine, else the config's "
+                        "output.runs_dir inside the job's working directory")
+    p.add_argument("--install", dest="install", action="store_true", default=None,
+                   help="install the project's dependencies in the job's runtime environment "
+                        "(the default for clusters on other machines)")
+    p.add_argument("--no-install", dest="install", action="store_false",
+                   help="use the packages the cluster's Python already has (the default for a "
+                        "cluster on this machine)")
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("jobs", help="list a cluster's jobs",
+                       description="List the jobs of a Ray cluster: id, status, start, entrypoint.")
+    add_jobs_address(p)
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("logs", help="print a job's logs", description="Print a job's logs; "
+                       "--follow prints them as they come until the job ends.")
+    p.add_argument("job", help="the job id `labrun submit` printed")
+    p.add_argument("--follow", action="store_true", help="follow until the job ends")
+    add_jobs_address(p)
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("stop", help="stop a job", description="Ask a Ray cluster to stop a job.")
+    p.add_argument("job", help="the job id `labrun submit` printed")
+    add_jobs_address(p)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("cluster", help="a multi-node Ray cluster on this machine",
+                       description="up: start a Ray head and N worker nodes on this machine "
+                                   "(`ray start`, 127.0.0.1 unless --host, token authentication "
+                                   "on, the Jobs API on the head); down: stop exactly those "
+                                   "processes; status: how many nodes are alive. The cluster is "
+                                   "recorded in ~/.labrun/cluster.json ($LABRUN_HOME), which "
+                                   "submit, jobs, logs and stop use.")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker nodes beside the head (default 1)")
+    p.add_argument("--cpus-per-node", type=int, default=None, metavar="C",
+                   help="CPUs each node offers (default: this machine's CPUs / nodes, at least 1)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address the nodes, dashboard and Jobs API bind to (default 127.0.0.1; "
+                        "another address needs token authentication, which stays on)")
+    p.set_defaults(func=cmd_cluster)
     return parser
 
 

@@ -20,6 +20,10 @@ class ResourcesConfig:
     learner_gpus: float | Literal["auto"] = field(default=0.0, metadata={"ge": 0})
     """GPUs for the learner. 0 runs it in the driver process; more places it in a Ray actor
     holding that many GPUs; 'auto' takes one GPU when the cluster has one, else none."""
+    worker_placement: Literal["spread", "pack"] = "spread"
+    """How rollout workers lie over a cluster's nodes: 'spread' over as many nodes as possible
+    (Ray's SPREAD strategy: losing a node loses few workers), 'pack' where Ray finds room first
+    (its default). In a sweep trial, the trial's placement group decides."""
     max_worker_restarts: int = field(default=10, metadata={"ge": 0})
     """How many times dead rollout workers are replaced before the run gives up."""
     max_trial_failures: int = field(default=2, metadata={"ge": 0})

@@ -58,7 +58,9 @@ class RaySession:
         kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING,
                                       namespace="labrun")
         forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        if forwarded:  # the data folder reaches trials on every node, not just this process
+        # The data folder reaches trials on every node, not just this process; a submitted job
+        # (`labrun submit`) has it in the job's runtime env already, which Ray will not merge.
+        if forwarded and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:
             kwargs["runtime_env"] = {"env_vars": forwarded}
         try:
             if self.address is None:
@@ -68,8 +70,9 @@ class RaySession:
         except ConnectionError as err:
             raise ClusterError(f"cannot reach the Ray cluster at {self.address}: {err}") from None
         except Exception as err:  # Ray raises several types; auth failures name the token
+            auth = "InvalidAuthToken" in str(err) or "authentication token" in str(err).lower()
             hint = (" (token authentication failed: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, "
-                    "see `ray get-auth-token`)") if "auth" in str(err).lower() else ""
+                    "see `ray get-auth-token`)") if auth else ""
             raise ClusterError(f"cannot start or join Ray: {err}{hint}") from None
         self.started = True
         return self

@@ -152,7 +152,8 @@ class Trainer:
             worker_args=(cfg.env, cfg.policy, cfg.rollout), seed=cfg.seed,
             cpus_per_worker=cfg.resources.cpus_per_worker,
             max_restarts=cfg.resources.max_worker_restarts, restarts_used=state.worker_restarts,
-            generation=state.generation, on_event=self._event)
+            generation=state.generation, on_event=self._event,
+            placement=cfg.resources.worker_placement)
         # Built after the workers, so that their processes start while TensorFlow loads here.
         learner = self._make_learner()
         if self.learner_state is not None:

@@ -22,20 +22,26 @@ class WorkerGroup:
 
     def __init__(self, run_id: str, num_workers: int, worker_args: tuple, seed: int,
                  cpus_per_worker: float, max_restarts: int, restarts_used: int = 0,
-                 generation: int = 0, on_event: Callable[[str], None] = lambda message: None):
+                 generation: int = 0, on_event: Callable[[str], None] = lambda message: None,
+                 placement: str = "spread"):
         self.run_id = run_id
         self.worker_args = worker_args
         self.seed = seed
         self.max_restarts = max_restarts
         self.restarts = restarts_used  # over the whole run, resumes included
         self.on_event = on_event
+        # SPREAD lays workers over the nodes, replacements included (onto the nodes left after
+        # one is lost); not inside a placement group (a sweep trial's), which places them itself.
+        self._strategy = ("SPREAD" if placement == "spread"
+                          and ray.util.get_current_placement_group() is None else None)
         self._remote = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(RolloutWorker)
         self.generations = [generation] * num_workers
         self.actors = [self._start(i) for i in range(num_workers)]
 
     def _start(self, index: int) -> Any:
         name = f"{self.run_id}/rollout-{index}.{self.generations[index]}"
-        return self._remote.options(name=name, namespace=NAMESPACE).remote(
+        options = {"scheduling_strategy": self._strategy} if self._strategy else {}
+        return self._remote.options(name=name, namespace=NAMESPACE, **options).remote(
             *self.worker_args, seed=self.seed, worker_index=index,
             generation=self.generations[index])
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -12,8 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+
+from cluster.local_cluster import processes_of, stop_processes  # noqa: F401 (tests use them)
 
 REPO = Path(__file__).resolve().parents[1]
 LABRUN = str(Path(sys.executable).with_name("labrun"))
@@ -35,35 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def processes_of(*markers: str) -> list[psutil.Process]:
-    """Processes whose command line names any of ``markers`` (a Ray temp dir, a GCS address),
-    and all their descendants."""
-    found: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(m in arg for arg in proc.info["cmdline"] or [] for m in markers):
-                found[proc.pid] = proc
-                for child in proc.children(recursive=True):
-                    found[child.pid] = child
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return list(found.values())
-
-
-def stop_processes(procs: list[psutil.Process], timeout: float = 10) -> None:
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,173 @@
+"""Supervised labs benchmark: ``benchmarks/results/supervised.json``.
+
+``supervised`` (part of ``make bench``, about 10 minutes here):
+
+- ``mnist_cnn_test_accuracy``, ``mnist_fc_test_accuracy``: ``labrun train configs/mnist.yaml``
+  (one Ray Tune trial, 5 epochs) with ``mnist.model`` cnn and dense; the test accuracy after the
+  last epoch (``benchmarks.mnist``).
+- ``tune_trial_overhead_pct``: the CNN trial's seconds per epoch (``time/epoch_s``: a pass over
+  the training set and the test evaluation; epochs 2-5, after TensorFlow's tracing) against the
+  same model, data, optimizer and batch size trained with plain Keras ``model.fit`` then
+  ``model.evaluate`` in this process (epochs 2-3), in the same run: 100 x (trial / plain - 1).
+- ``sweep_4_trials_s``: ``labrun tune configs/mnist_sweep.yaml`` (dense and CNN x 2 learning
+  rates) with one epoch each and no early stopping, 2 trials at a time, the whole command;
+  ``sequential_4_trials_s``: the same with ``max_concurrent_trials: 1``.
+
+``music`` (``make bench-music``, about 30 minutes on 2 CPUs):
+
+- ``labrun train configs/music.yaml`` with its default budget (3 epochs x 1,000 steps), then
+  100 tunes sampled from the last checkpoint (``labrun generate``'s sampler: successive 1,000-
+  character samples at temperature 1, complete tunes first): ``music_valid_tunes_pct``, the
+  share that music21 parses into notes and writes as MIDI. Target: >= 90.
+- ``music_chars_per_s``: characters trained per second (steps x batch x window over the epochs'
+  time, which includes the 4-tune sample after each epoch).
+
+Data: ``$LABRUN_DATA_DIR`` (default ``../shared/data`` beside the checkout): mnist.npz, irish.abc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.mnist import REPO, _train
+
+TARGET_OVERHEAD_PCT = 10.0
+TARGET_VALID_PCT = 90.0
+MUSIC_SONGS = 100
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    shared = REPO.parent / "shared" / "data"
+    if shared.is_dir():
+        env.setdefault("LABRUN_DATA_DIR", str(shared))
+    return env
+
+
+def _labrun(*args: str, timeout: float = 3600) -> float:
+    """Runs ``labrun ARGS`` from the repository; its wall time in seconds."""
+    labrun = str(Path(sys.executable).with_name("labrun"))
+    start = time.monotonic()
+    out = subprocess.run([labrun, *args], cwd=REPO, env=_env(), capture_output=True, text=True,
+                         timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"labrun {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return time.monotonic() - start
+
+
+def plain_keras_epoch_s(epochs: int = 3) -> list[float]:
+    """Seconds of each epoch of the course's CNN trained with plain ``model.fit`` (Adam 1e-3 with
+    the config's cosine decay, batch 64, shuffled) then ``model.evaluate`` on the test set."""
+    os.environ.setdefault("LABRUN_DATA_DIR", _env().get("LABRUN_DATA_DIR", ""))
+    import keras
+
+    from cluster.labs import load_any
+    from supervised.data import load_mnist
+    from supervised.models import build_mnist_model
+
+    _, exp = load_any(REPO / "configs" / "mnist.yaml")
+    cfg = exp.mnist
+    (x_train, y_train), (x_test, y_test) = load_mnist(cfg.data_path)
+    x_train = x_train[:cfg.train_limit].astype(np.float32)[..., None] / 255.0
+    y_train = y_train[:cfg.train_limit]
+    x_test = x_test.astype(np.float32)[..., None] / 255.0
+    steps = cfg.epochs * -(-len(x_train) // cfg.batch_size)
+    model = build_mnist_model("cnn", exp.seed)
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(cfg.lr, steps)),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.fit(x_train, y_train, batch_size=cfg.batch_size, epochs=1, shuffle=True, verbose=0)
+        model.evaluate(x_test, y_test, batch_size=cfg.eval_batch_size, verbose=0)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run() -> dict:
+    cnn, dense = _train("cnn"), _train("dense")
+    plain = plain_keras_epoch_s()
+    trial_epoch = float(np.mean(cnn["epoch_s"][1:]))
+    plain_epoch = float(np.mean(plain[1:]))
+    overhead = 100.0 * (trial_epoch / plain_epoch - 1.0)
+    with tempfile.TemporaryDirectory() as runs:
+        common = ["tune", "configs/mnist_sweep.yaml", "--runs-dir", runs,
+                  "--set", "fixed.mnist.epochs=1", "--set", "scheduler.kind=none"]
+        sweep = _labrun(*common)
+        sequential = _labrun(*common, "--set", "max_concurrent_trials=1")
+    return {
+        "mnist_cnn_test_accuracy": cnn["test_accuracy"][-1],
+        "mnist_fc_test_accuracy": dense["test_accuracy"][-1],
+        "tune_trial_overhead_pct": round(overhead, 1),
+        "trial_epoch_s": round(trial_epoch, 2),
+        "trial_epoch_s_per_epoch": [round(t, 2) for t in cnn["epoch_s"]],
+        "plain_keras_epoch_s": round(plain_epoch, 2),
+        "plain_keras_epoch_s_per_epoch": [round(t, 2) for t in plain],
+        "sweep_4_trials_s": round(sweep, 1),
+        "sequential_4_trials_s": round(sequential, 1),
+        "sweep_setup": "configs/mnist_sweep.yaml (dense, cnn x lr 1e-3, 3e-3), 1 epoch each, no "
+                       "ASHA; 2 trials at a time against 1; whole commands, embedded Ray",
+        "targets": {"tune_trial_overhead_pct": f"<= {TARGET_OVERHEAD_PCT}"},
+        "met": {"tune_trial_overhead_pct": overhead <= TARGET_OVERHEAD_PCT},
+    }
+
+
+def run_music() -> dict:
+    from cluster.labs import load_any
+    from supervised.music import check_tune, find_checkpoint, load_generator, sample_songs
+
+    cfg = load_any(REPO / "configs" / "music.yaml")[1].music
+
+    with tempfile.TemporaryDirectory() as runs:
+        wall = _labrun("train", "configs/music.yaml", "--runs-dir", runs, timeout=4 * 3600)
+        (result,) = Path(runs).glob("*/*/result.json")
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line]
+        rnn, vocab, _ = load_generator(find_checkpoint(str(result.parent)))
+        start = time.monotonic()
+        tunes = sample_songs(rnn, vocab, MUSIC_SONGS, length=1000, temperature=1.0, seed=0)
+        sample_s = time.monotonic() - start
+    valid = [check_tune(t.abc)[0] for t in tunes]
+    chars = cfg.steps_per_epoch * cfg.batch_size * cfg.seq_length * len(rows)
+    valid_pct = 100.0 * float(np.mean(valid))
+    return {
+        "music_valid_tunes_pct": round(valid_pct, 1),
+        "music_complete_tunes_pct": round(100.0 * float(np.mean([t.complete for t in tunes])), 1),
+        "music_chars_per_s": round(chars / sum(r["time/epoch_s"] for r in rows)),
+        "music_train_loss_per_epoch": [round(r["train/loss"], 3) for r in rows],
+        "music_process_s": round(wall, 1),
+        "music_sample_100_s": round(sample_s, 1),
+        "music_setup": "configs/music.yaml defaults; 100 tunes at temperature 1, seed 0",
+        "targets": {"music_valid_tunes_pct": f">= {TARGET_VALID_PCT}"},
+        "met": {"music_valid_tunes_pct": valid_pct >= TARGET_VALID_PCT},
+    }
+
+
+def table_rows(r: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    if "mnist_cnn_test_accuracy" in r:
+        rows += [
+            ("MNIST CNN / dense test accuracy (5 epochs)",
+             f"{r['mnist_cnn_test_accuracy']:.4f} / {r['mnist_fc_test_accuracy']:.4f}", ""),
+            ("CNN epoch: Tune trial / plain model.fit", f"{r['trial_epoch_s']:.1f} s / "
+             f"{r['plain_keras_epoch_s']:.1f} s", ""),
+            ("tune_trial_overhead_pct", f"{r['tune_trial_overhead_pct']:+.1f} %",
+             f"<= {TARGET_OVERHEAD_PCT:.0f} %"),
+            ("4-trial sweep, 2 at a time / one at a time",
+             f"{r['sweep_4_trials_s']:.0f} s / {r['sequential_4_trials_s']:.0f} s", ""),
+        ]
+    if "music_valid_tunes_pct" in r:
+        rows += [
+            ("music: valid tunes of 100", f"{r['music_valid_tunes_pct']:.0f} %",
+             f">= {TARGET_VALID_PCT:.0f} %"),
+            ("music: characters trained per second", f"{r['music_chars_per_s']:,}", ""),
+        ]
+    return rows

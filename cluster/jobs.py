@@ -1,0 +1,167 @@
+"""``labrun submit``, ``jobs``, ``logs``, ``stop``: experiments as Ray jobs, through Ray's Jobs API.
+
+A submission uploads the project folder as the job's working directory (without ``.venv``,
+``runs``, ``.git`` and the like) and runs ``python -m cluster.cli train CONFIG --address auto``
+(``tune`` for a sweep) on the cluster's head, so the cluster runs exactly the code and config of
+this checkout. Where the job's Python gets its packages from:
+
+- a cluster on this machine (a loopback address, e.g. ``labrun cluster up``): this environment's
+  Python, which has them all;
+- any other cluster: ``python`` on the head, with the project's dependencies (``pyproject.toml``)
+  in the job's runtime environment (``pip``), which Ray installs once per node and caches;
+  ``--no-install`` skips that for images that already hold them.
+
+Results go to ``--storage`` (a folder every node can reach, a shared file system; default: this
+checkout's ``runs/`` for a cluster on this machine). The Jobs API sits behind the dashboard's
+token authentication: the token comes from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+``~/.ray/auth_token`` (``ray get-auth-token`` on the head prints it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Callable
+
+from cluster.session import ClusterError, is_loopback, prepare_environment
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+EXCLUDES = [".venv", ".git", "runs", ".pytest_cache", "*.egg-info", "__pycache__", "build",
+            "benchmarks/results", "*.whl"]
+FORWARDED_ENV = ("LABRUN_DATA_DIR",)
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def resolve_address(address: str | None) -> str:
+    """The Jobs API's address: ``address``; else the cluster ``labrun cluster up`` recorded;
+    else ``RAY_API_SERVER_ADDRESS``; else http://127.0.0.1:8265. A bare host:port gets http://."""
+    if address is None:
+        from cluster.local_cluster import LocalCluster
+
+        recorded = LocalCluster.load()
+        address = (recorded.dashboard_url if recorded else None) or \
+            os.environ.get("RAY_API_SERVER_ADDRESS") or DEFAULT_ADDRESS
+    return address if "://" in address else f"http://{address}"
+
+
+def _auth_message(err: Exception, address: str) -> str | None:
+    text = str(err)
+    if "401" in text or "Missing authentication token" in text:
+        return (f"the Ray cluster at {address} requires its authentication token and none was "
+                f"sent: set RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH to the token file (on the "
+                f"head, `ray get-auth-token` prints it), and keep RAY_AUTH_MODE=token")
+    if "403" in text or "Invalid authentication token" in text or "InvalidAuthToken" in text:
+        return (f"the Ray cluster at {address} refused the authentication token: it is not the "
+                f"cluster's (RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token; on the head, "
+                f"`ray get-auth-token` prints the right one)")
+    return None
+
+
+def _call(what: str, address: str, function: Callable[[], Any]) -> Any:
+    """``function()``, its failures as ClusterErrors that say what to do."""
+    try:
+        return function()
+    except ClusterError:
+        raise
+    except Exception as err:
+        message = _auth_message(err, address)
+        if message is None and ("Connection" in type(err).__name__ or "connect" in str(err).lower()):
+            message = (f"cannot reach the Ray Jobs API at {address}: is a cluster up there "
+                       f"(`labrun cluster up`, or `ray start --head` with its dashboard)?")
+        raise ClusterError(message or f"{what} at {address} failed: {err}") from None
+
+
+def connect(address: str | None = None):
+    """A JobSubmissionClient of the cluster at ``address`` (see ``resolve_address``)."""
+    address = resolve_address(address)
+    prepare_environment(address)   # RAY_AUTH_MODE=token: the client sends the token
+    from ray.job_submission import JobSubmissionClient
+
+    client = _call("connecting to the Jobs API", address, lambda: JobSubmissionClient(address))
+    client.labrun_address = address
+    return client
+
+
+def project_dependencies() -> list[str]:
+    """The pinned dependencies of pyproject.toml, for a job's pip runtime environment."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def job_spec(command: str, config: str, sets: list[str], address: str, storage: str | None,
+             install: bool | None) -> tuple[str, dict]:
+    """(entrypoint, runtime_env) of a submission: see the module's docstring."""
+    path = Path(config).resolve()
+    try:
+        relative = path.relative_to(REPO)
+    except ValueError:
+        raise ClusterError(f"{config}: a submitted experiment file must be inside the project "
+                           f"folder {REPO}, which is uploaded as the job's working directory") from None
+    local = is_loopback(address)
+    python = sys.executable if local else "python"
+    argv = [python, "-m", "cluster.cli", command, str(relative), "--address", "auto"]
+    if storage is None and local:
+        storage = str(REPO / "runs")
+    if storage is not None:
+        argv += ["--runs-dir", storage]
+    for s in sets:
+        argv += ["--set", s]
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    env |= {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    runtime_env: dict[str, Any] = {"working_dir": str(REPO), "excludes": EXCLUDES, "env_vars": env}
+    if install if install is not None else not local:
+        runtime_env["pip"] = project_dependencies()
+    return shlex.join(argv), runtime_env
+
+
+def submit(client, command: str, config: str, sets: list[str], storage: str | None,
+           install: bool | None) -> str:
+    entrypoint, runtime_env = job_spec(command, config, sets, client.labrun_address, storage, install)
+    return _call("submitting the job", client.labrun_address,
+                 lambda: client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env,
+                                           metadata={"labrun_config": config}))
+
+
+def follow(client, job_id: str, out=sys.stdout) -> str:
+    """Prints the job's logs as they come until it ends; its final status."""
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            out.write(lines)
+            out.flush()
+
+    try:
+        asyncio.run(tail())
+    except Exception:   # the log stream broke (the head went away?): ask for the status
+        pass
+    return wait(client, job_id)
+
+
+def wait(client, job_id: str, timeout: float | None = None) -> str:
+    """Polls until the job ends (or ``timeout`` seconds pass); its status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status = str(_call("asking the job's status", client.labrun_address,
+                           lambda: client.get_job_status(job_id)).value)
+        if status in TERMINAL or (deadline is not None and time.monotonic() > deadline):
+            return status
+        time.sleep(1)
+
+
+def list_jobs(client) -> list[Any]:
+    jobs = _call("listing the jobs", client.labrun_address, client.list_jobs)
+    return sorted(jobs, key=lambda j: j.start_time or 0)
+
+
+def logs(client, job_id: str) -> str:
+    return _call(f"reading the logs of {job_id}", client.labrun_address,
+                 lambda: client.get_job_logs(job_id))
+
+
+def stop(client, job_id: str) -> bool:
+    return _call(f"stopping {job_id}", client.labrun_address, lambda: client.stop_job(job_id))

@@ -1,0 +1,238 @@
+"""``labrun cluster up|down|status``: a Ray cluster of several nodes on this one machine.
+
+For trying cluster mode without a cluster: a head and N worker nodes, each a ``ray start`` of
+its own (its own raylet and resources), all on 127.0.0.1 unless ``--host`` says otherwise, with
+Ray's token authentication on. The head runs the dashboard and the Jobs API that ``labrun
+submit`` talks to. Its description goes to a state file (``$LABRUN_HOME/cluster.json``, default
+``~/.labrun/cluster.json``) that ``submit``, ``jobs``, ``logs``, ``stop`` and ``down`` read;
+``down`` stops exactly the processes of that cluster (those whose command line names its temp
+folder or its GCS address), never another Ray on the machine.
+
+Security: the dashboard and the Jobs API bind to the same host as the nodes. On a non-loopback
+host they are reachable from the network, so ``up`` refuses unless token authentication is on
+(``RAY_AUTH_MODE=token``, the default labrun keeps). Ray encrypts nothing unless its TLS is
+configured (``RAY_USE_TLS``): the token protects against strangers, not eavesdroppers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from cluster.session import ClusterError, is_loopback, prepare_environment
+
+STATE_ENV = "LABRUN_HOME"
+STATE_FILE = "cluster.json"
+
+
+def state_path() -> Path:
+    return Path(os.environ.get(STATE_ENV) or Path.home() / ".labrun") / STATE_FILE
+
+
+def _ray_bin() -> str:
+    """The ``ray`` command of this Python environment."""
+    beside = Path(sys.executable).with_name("ray")
+    return str(beside) if beside.exists() else (shutil.which("ray") or "ray")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    host: str
+    port: int             # the GCS port: nodes and drivers join host:port
+    dashboard_port: int   # the dashboard and the Jobs API: http://host:dashboard_port
+    temp_dir: str         # the head's Ray temp folder, unique to this cluster
+    workers: int
+    cpus_per_node: int
+    raylet_pids: tuple[int, ...] = ()   # each node's raylet, the head's first
+
+    @property
+    def gcs_address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.host}:{self.dashboard_port}"
+
+    def save(self) -> Path:
+        path = state_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self)) + "\n")
+        return path
+
+    @staticmethod
+    def load() -> "LocalCluster | None":
+        path = state_path()
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return LocalCluster(**{**data, "raylet_pids": tuple(data.get("raylet_pids", ()))})
+
+    def processes(self) -> list:
+        """This cluster's processes: the head's and the worker nodes' raylets, GCS, dashboard,
+        Ray workers, job drivers (``processes_of`` its temp folder and GCS address)."""
+        return processes_of(self.temp_dir, self.gcs_address)
+
+
+def processes_of(*markers: str) -> list:
+    """Processes (psutil) whose command line names any of ``markers`` (a Ray temp folder, a GCS
+    address), and all their descendants; never this process."""
+    import psutil
+
+    found = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+            if any(m in arg for arg in cmdline for m in markers):
+                found[proc.pid] = proc
+                for child in proc.children(recursive=True):
+                    found[child.pid] = child
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+# A worker node of a cluster on 127.0.0.1. In Ray 2.60 `ray start` refuses a second node in the
+# single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) that keeps Ray's servers on
+# 127.0.0.1; outside it, it rewrites the head's 127.0.0.1 into the machine's outward address and
+# its servers listen on every interface. So this node's `ray start` runs with several nodes
+# allowed (the variable is 1 while Ray is imported), the head's address kept as given, and the
+# mode set back for the processes it starts, which then listen on 127.0.0.1 only.
+_LOOPBACK_WORKER_START = """
+import os, sys
+from ray._private import services
+from ray.scripts.scripts import main
+services.resolve_ip_for_localhost = lambda host: host
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+sys.argv[0] = "ray"
+sys.exit(main())
+"""
+
+
+def _run_ray(args: list[str], what: str, cleanup: LocalCluster | None = None,
+             loopback: bool = True) -> None:
+    """``ray start ARGS``; ClusterError with its output's tail (after stopping ``cleanup``'s
+    processes) if it fails."""
+    worker = "--head" not in args
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1" if worker or not loopback else "0"}
+    cmd = [sys.executable, "-c", _LOOPBACK_WORKER_START] if worker and loopback else [_ray_bin()]
+    out = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=180, env=env)
+    if out.returncode != 0:
+        if cleanup is not None:
+            stop_processes(cleanup.processes())
+        tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-8:])
+        raise ClusterError(f"`ray start` of the {what} failed (exit {out.returncode}):\n{tail}")
+
+
+def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.1",
+       port: int | None = None, dashboard_port: int | None = None) -> LocalCluster:
+    """Starts a head and ``workers`` worker nodes with ``ray start``; records them; returns them."""
+    existing = LocalCluster.load()
+    if existing is not None and existing.processes():
+        raise ClusterError(f"a cluster is already up at {existing.gcs_address} (state in "
+                           f"{state_path()}); `labrun cluster down` stops it")
+    if workers < 0:
+        raise ClusterError(f"--workers: expected 0 or more, got {workers}")
+    if not is_loopback(host) and os.environ.get("RAY_AUTH_MODE", "token") != "token":
+        raise ClusterError(f"refusing to expose the dashboard and Jobs API on {host} without "
+                           f"authentication: RAY_AUTH_MODE is {os.environ['RAY_AUTH_MODE']!r}; "
+                           f"unset it (labrun turns token authentication on) or bind to 127.0.0.1")
+    prepare_environment(host)   # RAY_AUTH_MODE=token; on loopback, Ray keeps to 127.0.0.1
+    cpus = cpus_per_node or max(1, (os.cpu_count() or 1) // (workers + 1))
+    port = port or free_port(host)
+    dashboard_port = dashboard_port or free_port(host)
+    temp_dir = tempfile.mkdtemp(prefix="labrun-cluster-", dir="/tmp")  # short: Ray's socket paths
+    cluster = LocalCluster(host, port, dashboard_port, temp_dir, workers, cpus)
+    common = ["--node-ip-address", host, "--num-cpus", str(cpus), "--disable-usage-stats"]
+    _run_ray(["start", "--head", "--port", str(port), "--temp-dir", temp_dir,
+              "--include-dashboard", "true", "--dashboard-host", host,
+              "--dashboard-port", str(dashboard_port),
+              "--ray-client-server-port", str(free_port(host)), *common], "head", cluster,
+             is_loopback(host))
+    raylets = _raylets(cluster, [])
+    for i in range(workers):
+        _run_ray(["start", "--address", cluster.gcs_address, *common], f"worker node {i + 1}",
+                 cluster, is_loopback(host))
+        raylets = _raylets(cluster, raylets)
+    cluster = replace(cluster, raylet_pids=tuple(raylets))
+    cluster.save()
+    _wait_for_nodes(cluster, workers + 1)
+    return cluster
+
+
+def _raylets(cluster: LocalCluster, known: list[int]) -> list[int]:
+    """``known`` and the pid of the raylet that has just started (a node's own process)."""
+    pids = sorted(p.pid for p in cluster.processes() if p.name() == "raylet")
+    return known + [pid for pid in pids if pid not in known][:1]
+
+
+def _wait_for_nodes(cluster: LocalCluster, nodes: int, timeout: float = 90) -> None:
+    """Until the state API (through the dashboard) lists every node alive: ``ray start``
+    returns before a node has joined. ClusterError if they do not within ``timeout``."""
+    seen = alive_nodes(cluster.dashboard_url, wait=timeout, at_least=nodes)
+    if seen < nodes:
+        raise ClusterError(f"only {seen} of {nodes} nodes joined within {timeout:.0f} s; "
+                           f"`labrun cluster status` shows the cluster, `labrun cluster down` stops it")
+
+
+def alive_nodes(dashboard_url: str, wait: float = 0, at_least: int = 0) -> int:
+    """How many nodes are alive, asked of the state API; with ``wait``, polls up to that many
+    seconds until at least ``at_least`` are."""
+    from ray.util.state import list_nodes
+
+    deadline, count = time.monotonic() + wait, 0
+    while True:
+        try:
+            count = len(list_nodes(address=dashboard_url, filters=[("state", "=", "ALIVE")],
+                                   raise_on_missing_output=False))
+        except Exception:   # the dashboard is still starting
+            count = 0
+        if count >= at_least or time.monotonic() >= deadline:
+            return count
+        time.sleep(1)
+
+
+def stop_processes(procs: list, timeout: float = 15) -> int:
+    """SIGTERM, then SIGKILL after ``timeout``; how many there were."""
+    import psutil
+
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    return len(procs)
+
+
+def down() -> tuple[LocalCluster | None, int]:
+    """Stops the recorded cluster's processes and forgets it: (the cluster or None, processes
+    stopped)."""
+    cluster = LocalCluster.load()
+    if cluster is None:
+        return None, 0
+    stopped = stop_processes(cluster.processes())
+    shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+    state_path().unlink(missing_ok=True)
+    return cluster, stopped

@@ -1,0 +1,150 @@
+"""Cluster mode with real Ray processes on 127.0.0.1: ``labrun cluster up`` (a head and a worker
+node, token authentication on), ``labrun submit`` through Ray's Jobs API, refused tokens, and
+``labrun cluster down`` leaving nothing behind. The cluster is this module's own, beside the
+session's shared head; its state file lives in a temporary $LABRUN_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from cluster import checkpoint
+from cluster.outputs import read_metrics
+from conftest import only_run_dir, processes_of, run_cli
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    home = tmp_path_factory.mktemp("labrun-home")
+    env = {**os.environ, "LABRUN_HOME": str(home)}
+    out = run_cli("cluster", "up", "--workers", "1", "--cpus-per-node", "2", env=env, timeout=300)
+    state = home / "cluster.json"
+    recorded = json.loads(state.read_text()) if state.exists() else None
+    try:
+        assert out.returncode == 0, out.stdout + out.stderr
+        yield env, recorded
+    finally:
+        run_cli("cluster", "down", env=env, timeout=120)
+        if recorded:   # whatever a failed test left
+            from conftest import stop_processes
+
+            stop_processes(processes_of(recorded["temp_dir"], f"127.0.0.1:{recorded['port']}"))
+
+
+def test_cluster_up_starts_a_head_and_a_worker_node_on_loopback(cluster):
+    env, recorded = cluster
+    assert recorded["host"] == "127.0.0.1" and recorded["workers"] == 1
+    out = run_cli("cluster", "status", env=env, timeout=120)
+    assert out.returncode == 0 and "2 of 2 nodes alive" in out.stdout, out.stdout + out.stderr
+    raylets = [p for p in processes_of(recorded["temp_dir"], f"127.0.0.1:{recorded['port']}")
+               if "raylet" in p.name()]
+    assert len(raylets) == 2                                              # one per node
+    for proc in raylets:                                                  # nothing but loopback
+        listening = [c.laddr.ip.removeprefix("::ffff:") for c in proc.net_connections("inet")
+                     if c.status == "LISTEN"]
+        assert listening and set(listening) <= {"127.0.0.1"}, listening
+    out = run_cli("cluster", "up", env=env, timeout=120)                  # one at a time
+    assert out.returncode == 1 and "already up" in out.stderr
+
+
+def test_submit_runs_cartpole_as_a_job_and_writes_to_the_storage_path(cluster, tmp_path):
+    env, recorded = cluster
+    storage = tmp_path / "shared"
+    out = run_cli("submit", "configs/cartpole.yaml", "--storage", str(storage),
+                  "--set", "stop.iterations=3", "--set", "rollout.num_workers=2",
+                  "--set", "rollout.envs_per_worker=2", env=env, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    job = re.search(r"submitted (\S+) to http://127\.0\.0\.1:(\d+)", out.stdout)
+    assert job and int(job.group(2)) == recorded["dashboard_port"], out.stdout
+    assert f"job {job.group(1)}: SUCCEEDED" in out.stdout
+    assert "iteration" in out.stdout                                      # the job's logs, followed
+    run_dir = only_run_dir(storage)
+    assert len(read_metrics(run_dir)) == 3
+    assert checkpoint.latest(run_dir / "checkpoints").name == "iter_000003"
+    from ray.util.state import list_actors
+
+    workers = list_actors(address=f"http://127.0.0.1:{recorded['dashboard_port']}",
+                          filters=[("class_name", "=", "RolloutWorker")], detail=True)
+    assert len(workers) == 2 and len({w.node_id for w in workers}) == 2   # spread over both nodes
+    listed = run_cli("jobs", env=env, timeout=120)
+    assert listed.returncode == 0 and job.group(1) in listed.stdout and "SUCCEEDED" in listed.stdout
+    logs = run_cli("logs", job.group(1), env=env, timeout=120)
+    assert logs.returncode == 0 and "iteration" in logs.stdout
+
+
+def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
+    """SIGKILL of the worker node's raylet (and so of its Ray workers) mid-run: the rollout
+    worker there is replaced on the head, the run log says so, and the job succeeds."""
+    import signal
+
+    import psutil
+
+    from conftest import wait_for
+
+    env, recorded = cluster
+    storage = tmp_path / "shared"
+    out = run_cli("submit", "configs/cartpole.yaml", "--storage", str(storage), "--no-wait",
+                  "--set", "stop.mean_return=null", "--set", "stop.env_steps=null",
+                  "--set", "stop.wall_time_s=40", "--set", "rollout.num_workers=2",
+                  "--set", "rollout.envs_per_worker=2", env=env, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    job = re.search(r"submitted (\S+)", out.stdout).group(1)
+
+    def iterating():
+        runs = list(storage.glob("*/metrics.*")) if storage.exists() else []
+        return runs and len(read_metrics(runs[0].parent)) >= 3 and runs[0].parent
+    run_dir = wait_for(iterating, 180, 0.5, "the run's third iteration")
+    node = psutil.Process(recorded["raylet_pids"][1])                     # the worker node
+    victims = [node, *node.children(recursive=True)]
+    for proc in victims:
+        proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(victims, timeout=30)
+    followed = run_cli("logs", job, "--follow", env=env, timeout=400)
+    assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout
+    log = (run_dir / "run.log").read_text()
+    assert "rollout worker" in log and "was lost" in log and "started a replacement" in log, log
+    rows = read_metrics(run_dir)
+    assert rows[-1]["counters/iteration"] > 3 and len(rows) == rows[-1]["counters/iteration"]
+
+
+def test_a_bad_experiment_is_refused_before_anything_is_submitted(cluster):
+    env, _ = cluster
+    out = run_cli("submit", "configs/cartpole.yaml", "--set", "learner.gamma=2", env=env)
+    assert out.returncode == 2
+    assert "--set: learner.gamma: expected a number > 0 and <= 1, got 2" in out.stderr
+    assert "submitted" not in out.stdout
+
+
+def test_submission_without_the_right_token_is_refused_with_a_clear_message(cluster):
+    env, _ = cluster
+    wrong = run_cli("submit", "configs/cartpole.yaml", env={**env, "RAY_AUTH_TOKEN": "f" * 32},
+                    timeout=120)
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "refused the authentication token" in wrong.stderr, wrong.stderr
+    missing = run_cli("jobs", env={**env, "RAY_AUTH_MODE": "disabled"}, timeout=120)
+    assert missing.returncode == 1
+    assert "requires its authentication token and none was sent" in missing.stderr, missing.stderr
+
+
+def test_cluster_down_stops_exactly_its_processes(cluster, ray_address):
+    env, recorded = cluster
+    assert processes_of(recorded["temp_dir"], f"127.0.0.1:{recorded['port']}")
+    out = run_cli("cluster", "down", env=env, timeout=120)
+    assert out.returncode == 0 and "stopped the cluster at" in out.stdout, out.stdout + out.stderr
+    assert not processes_of(recorded["temp_dir"], f"127.0.0.1:{recorded['port']}")
+    assert not os.path.exists(os.path.join(env["LABRUN_HOME"], "cluster.json"))
+    session_port = ray_address.rsplit(":", 1)[1]                          # the other Ray lives on
+    assert processes_of(f"127.0.0.1:{session_port}")
+    again = run_cli("cluster", "down", env=env, timeout=120)
+    assert again.returncode == 0 and "nothing to stop" in again.stdout
+
+
+def test_cluster_up_refuses_a_network_address_without_authentication(tmp_path):
+    out = run_cli("cluster", "up", "--host", "192.0.2.1",
+                  env={**os.environ, "LABRUN_HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"})
+    assert out.returncode == 1 and not (tmp_path / "cluster.json").exists()
+    assert "refusing to expose the dashboard and Jobs API on 192.0.2.1 without authentication" \
+        in out.stderr
