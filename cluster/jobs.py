@@ -121,11 +121,20 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
 
 
 def submit(client, command: str, config: str, sets: list[str], storage: str | None,
-           install: bool | None) -> str:
+           install: bool | None, agent_wait_s: float = 180) -> str:
+    """Submits the job; its id. A cluster that has just started may not have its job agent yet
+    (HTTP 500, 'No available agent'): that is retried for up to ``agent_wait_s`` seconds."""
     entrypoint, runtime_env = job_spec(command, config, sets, client.labrun_address, storage, install)
-    return _call("submitting the job", client.labrun_address,
-                 lambda: client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env,
-                                           metadata={"labrun_config": config}))
+    deadline = time.monotonic() + agent_wait_s
+    while True:
+        try:
+            return _call("submitting the job", client.labrun_address,
+                         lambda: client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env,
+                                                   metadata={"labrun_config": config}))
+        except ClusterError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def follow(client, job_id: str, out=sys.stdout) -> str:

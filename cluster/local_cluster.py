@@ -159,15 +159,19 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
     temp_dir = tempfile.mkdtemp(prefix="labrun-cluster-", dir="/tmp")  # short: Ray's socket paths
     cluster = LocalCluster(host, port, dashboard_port, temp_dir, workers, cpus)
     common = ["--node-ip-address", host, "--num-cpus", str(cpus), "--disable-usage-stats"]
+    # Each node's dashboard agent gets a free HTTP port: the default (52365) may be another Ray's
+    # on this machine, and an agent without one cannot take jobs ("No available agent").
     _run_ray(["start", "--head", "--port", str(port), "--temp-dir", temp_dir,
               "--include-dashboard", "true", "--dashboard-host", host,
               "--dashboard-port", str(dashboard_port),
+              "--dashboard-agent-listen-port", str(free_port(host)),
               "--ray-client-server-port", str(free_port(host)), *common], "head", cluster,
              is_loopback(host))
     raylets = _raylets(cluster, [])
     for i in range(workers):
-        _run_ray(["start", "--address", cluster.gcs_address, *common], f"worker node {i + 1}",
-                 cluster, is_loopback(host))
+        _run_ray(["start", "--address", cluster.gcs_address,
+                  "--dashboard-agent-listen-port", str(free_port(host)), *common],
+                 f"worker node {i + 1}", cluster, is_loopback(host))
         raylets = _raylets(cluster, raylets)
     cluster = replace(cluster, raylet_pids=tuple(raylets))
     cluster.save()

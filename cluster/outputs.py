@@ -81,10 +81,14 @@ class RunOutputs:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The rows of a run's metrics file. Only whole lines count: a row still being written (the
+    file read while the run appends) or cut short by a kill has no newline yet and is left out."""
     path = run_dir / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    whole = text[:text.rfind("\n") + 1]
+    return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
 
 def plot_learning_curve(run_dir: Path, target: float | None = None) -> Path | None:

@@ -17,7 +17,8 @@ from conftest import only_run_dir, processes_of, run_cli
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, ray_address):
+    """A head and a worker node, up while the session's head runs too (as in the whole suite)."""
     home = tmp_path_factory.mktemp("labrun-home")
     env = {**os.environ, "LABRUN_HOME": str(home)}
     out = run_cli("cluster", "up", "--workers", "1", "--cpus-per-node", "2", env=env, timeout=300)
