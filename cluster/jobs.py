@@ -106,8 +106,8 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
     local = is_loopback(address)
     python = sys.executable if local else "python"
     argv = [python, "-m", "cluster.cli", command, str(relative), "--address", "auto"]
-    if storage is None and local:
-        storage = str(REPO / "runs")
+    if local:   # this machine's paths: relative ones are from here, not the job's folder
+        storage = str(Path(storage).resolve()) if storage is not None else str(REPO / "runs")
     if storage is not None:
         argv += ["--runs-dir", storage]
     for s in sets:
