@@ -27,7 +27,6 @@ the benchmark's negatives are photographs inside scikit-image's wheel.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from benchmarks.mnist import data_env
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "dbvae_bias.yaml"
@@ -51,10 +52,7 @@ def _sweep(folder: Path, name: str, space: dict, fixed: dict) -> list[dict]:
     sweep.write_text(yaml.safe_dump({
         "name": name, "experiment": str(CONFIG), "fixed": fixed, "search_space": space,
         "metric": "eval/Var_A", "mode": "min", "max_concurrent_trials": 2}, sort_keys=False))
-    env = dict(os.environ)
-    shared = REPO.parent / "shared" / "data"
-    if shared.is_dir():
-        env.setdefault("LABRUN_DATA_DIR", str(shared))
+    env = data_env()
     labrun = str(Path(sys.executable).with_name("labrun"))
     out = subprocess.run([labrun, "tune", str(sweep), "--runs-dir", str(folder / "runs")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=7200)

@@ -25,12 +25,18 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET_CNN = 0.99
 
 
-def _train(model: str) -> dict:
-    labrun = str(Path(sys.executable).with_name("labrun"))
+def data_env() -> dict:
+    """This process's environment, with LABRUN_DATA_DIR defaulting to ../shared/data."""
     env = dict(os.environ)
     shared = REPO.parent / "shared" / "data"
     if shared.is_dir():
         env.setdefault("LABRUN_DATA_DIR", str(shared))
+    return env
+
+
+def _train(model: str) -> dict:
+    labrun = str(Path(sys.executable).with_name("labrun"))
+    env = data_env()
     with tempfile.TemporaryDirectory() as runs:
         start = time.monotonic()
         out = subprocess.run([labrun, "train", "configs/mnist.yaml", "--runs-dir", runs,

@@ -37,26 +37,18 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.mnist import REPO, _train
+from benchmarks.mnist import REPO, _train, data_env
 
 TARGET_OVERHEAD_PCT = 10.0
 TARGET_VALID_PCT = 90.0
 MUSIC_SONGS = 100
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    shared = REPO.parent / "shared" / "data"
-    if shared.is_dir():
-        env.setdefault("LABRUN_DATA_DIR", str(shared))
-    return env
-
-
 def _labrun(*args: str, timeout: float = 3600) -> float:
     """Runs ``labrun ARGS`` from the repository; its wall time in seconds."""
     labrun = str(Path(sys.executable).with_name("labrun"))
     start = time.monotonic()
-    out = subprocess.run([labrun, *args], cwd=REPO, env=_env(), capture_output=True, text=True,
+    out = subprocess.run([labrun, *args], cwd=REPO, env=data_env(), capture_output=True, text=True,
                          timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"labrun {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
@@ -66,7 +58,7 @@ def _labrun(*args: str, timeout: float = 3600) -> float:
 def plain_keras_epoch_s(epochs: int = 3) -> list[float]:
     """Seconds of each epoch of the course's CNN trained with plain ``model.fit`` (Adam 1e-3 with
     the config's cosine decay, batch 64, shuffled) then ``model.evaluate`` on the test set."""
-    os.environ.setdefault("LABRUN_DATA_DIR", _env().get("LABRUN_DATA_DIR", ""))
+    os.environ.setdefault("LABRUN_DATA_DIR", data_env().get("LABRUN_DATA_DIR", ""))
     import keras
 
     from cluster.labs import load_any

@@ -451,9 +451,8 @@ class DbvaeLab:
     def images(self) -> dict[str, np.ndarray]:
         """The mean face probability per group; for the DB-VAE also test faces above their
         reconstructions and the training faces the resampling favours most and least."""
-        if self._eval is None or self._eval[0] != self.epoch:  # e.g. straight after restore
-            self._eval = (self.epoch, self.evaluate())
-        out = {"dbvae/group_face_prob": _to_rgb(render_group_plot(self._eval[1], MODEL_NAMES[self.cfg.model]))}
+        out = {"dbvae/group_face_prob": _to_rgb(render_group_plot(self._latest_evaluation(),
+                                                                  MODEL_NAMES[self.cfg.model]))}
         if self.cfg.model != "dbvae":
             return out
         originals = np.concatenate([faces[:2] for faces in self.test_faces.values()])  # [n, H, W, 3]
@@ -466,17 +465,19 @@ class DbvaeLab:
 
     def save_group_plot(self, path: str | Path) -> Path:
         """The bar plot of mean face probability per group, as a PNG at ``path``."""
+        return save_png(render_group_plot(self._latest_evaluation(), MODEL_NAMES[self.cfg.model]), path)
+
+    def _latest_evaluation(self) -> dict[str, float]:
+        """evaluate() of the current epoch, computed once (train_epoch's own, or after a restore)."""
         if self._eval is None or self._eval[0] != self.epoch:
             self._eval = (self.epoch, self.evaluate())
-        return save_png(render_group_plot(self._eval[1], MODEL_NAMES[self.cfg.model]), path)
+        return self._eval[1]
 
     def write_report(self, folder: str | Path) -> tuple[Path, Path]:
         """The latest evaluation per group into ``folder``: groups.csv (a row per model and
         group: accuracy, mean face probability; then E[A] and Var[A] per model) and groups.png
         (``save_group_plot``). Rewritten after every epoch of a trial."""
-        if self._eval is None or self._eval[0] != self.epoch:
-            self._eval = (self.epoch, self.evaluate())
-        metrics, folder = self._eval[1], Path(folder)
+        metrics, folder = self._latest_evaluation(), Path(folder)
         models = [(p, n) for p, n in (("eval", MODEL_NAMES[self.cfg.model]),
                                       ("baseline", MODEL_NAMES["standard"])) if f"{p}/E_A" in metrics]
         rows = ["model,group,accuracy,mean_face_prob"]
