@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -139,6 +140,29 @@ def _run_ray(args: list[str], what: str, cleanup: LocalCluster | None = None,
         raise ClusterError(f"`ray start` of the {what} failed (exit {out.returncode}):\n{tail}")
 
 
+def token_source() -> tuple[str, Path | None]:
+    """Where Ray takes the authentication token from, in Ray's order: ('RAY_AUTH_TOKEN', None),
+    or ('file', the file named by RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN", None
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return "file", Path(path).expanduser() if path else Path.home() / ".ray" / "auth_token"
+
+
+def ensure_token() -> Path | None:
+    """Makes a token file if Ray would find no token: ``ray start --head`` refuses to start
+    without one (``ray.init`` makes ~/.ray/auth_token itself). A random 256-bit token, as Ray
+    makes them, readable by this user only. The new file's path, or None if a token was there."""
+    kind, path = token_source()
+    if path is None or (path.is_file() and path.read_text().strip()):
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path
+
+
 def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.1",
        port: int | None = None, dashboard_port: int | None = None) -> LocalCluster:
     """Starts a head and ``workers`` worker nodes with ``ray start``; records them; returns them."""
@@ -153,6 +177,10 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
                            f"authentication: RAY_AUTH_MODE is {os.environ['RAY_AUTH_MODE']!r}; "
                            f"unset it (labrun turns token authentication on) or bind to 127.0.0.1")
     prepare_environment(host)   # RAY_AUTH_MODE=token; on loopback, Ray keeps to 127.0.0.1
+    new_token = ensure_token()
+    if new_token is not None:
+        print(f"made an authentication token for the cluster: {new_token} (clients and other "
+              f"nodes need it: RAY_AUTH_TOKEN_PATH, or `ray get-auth-token` prints it)", flush=True)
     cpus = cpus_per_node or max(1, (os.cpu_count() or 1) // (workers + 1))
     port = port or free_port(host)
     dashboard_port = dashboard_port or free_port(host)

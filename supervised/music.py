@@ -27,6 +27,7 @@ import numpy as np
 
 from supervised.tunes import build_vocab, extract_songs, get_batch, load_songs, song_title, vectorize
 from supervised.config import MusicConfig
+from supervised.lstm import fused_logits
 from supervised.models import (STATE_FILE, WEIGHTS_FILE, load_training_state,
                                save_training_state)
 
@@ -335,7 +336,8 @@ class MusicLab:
         self.epoch = 0  # finished epochs
         self.sample: dict[str, Any] | None = None  # {"epoch", "tunes": [[abc, complete, valid, reason]]}
         self._audio: tuple[int, dict[str, tuple[np.ndarray, int]]] | None = None
-        ids = tf.TensorSpec([None, None], tf.int32)
+        self.fused = cfg.lstm_kernel == "fused" or (cfg.lstm_kernel == "auto" and not self.gpus)
+        ids = tf.TensorSpec([None, cfg.seq_length], tf.int32)
         # A closure rather than a bound method: Ray adds a keyword to actor methods.
         self._train_step = tf.function(lambda x, y: self._step(x, y), input_signature=(ids, ids))
 
@@ -348,7 +350,8 @@ class MusicLab:
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = sequence_loss(y, self.model(x, training=True))                   # logits [B, T, V]
+            logits = fused_logits(self.model, x) if self.fused else self.model(x, training=True)
+            loss = sequence_loss(y, logits)                                         # logits [B, T, V]
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return loss

@@ -24,6 +24,14 @@ RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_USAGE_STATS_ENABLED": "0"}
 os.environ.update(RAY_ENV)
 
+# The session's own authentication token, so that the tests neither need nor touch
+# ~/.ray/auth_token (a fresh machine has none, and `ray start --head` refuses to start without).
+_TOKEN_DIR = tempfile.mkdtemp(prefix="lr-token-")
+os.environ.pop("RAY_AUTH_TOKEN", None)
+os.environ["RAY_AUTH_TOKEN_PATH"] = os.path.join(_TOKEN_DIR, "auth_token")
+with open(os.open(os.environ["RAY_AUTH_TOKEN_PATH"], os.O_WRONLY | os.O_CREAT, 0o600), "w") as _f:
+    _f.write(os.urandom(32).hex())
+
 # Real data for the supervised labs (../shared/data: MNIST, the course's ABC corpus and faces);
 # tests never download. An explicit LABRUN_DATA_DIR wins.
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -20,7 +20,7 @@ from conftest import only_run_dir, processes_of, run_cli
 def cluster(tmp_path_factory, ray_address):
     """A head and a worker node, up while the session's head runs too (as in the whole suite)."""
     home = tmp_path_factory.mktemp("labrun-home")
-    env = {**os.environ, "LABRUN_HOME": str(home)}
+    env = {**os.environ, "LABRUN_HOME": str(home)}  # the session's token (conftest)
     out = run_cli("cluster", "up", "--workers", "1", "--cpus-per-node", "2", env=env, timeout=300)
     state = home / "cluster.json"
     recorded = json.loads(state.read_text()) if state.exists() else None
@@ -149,3 +149,22 @@ def test_cluster_up_refuses_a_network_address_without_authentication(tmp_path):
     assert out.returncode == 1 and not (tmp_path / "cluster.json").exists()
     assert "refusing to expose the dashboard and Jobs API on 192.0.2.1 without authentication" \
         in out.stderr
+
+
+def test_cluster_up_makes_a_token_where_ray_would_look_for_one(tmp_path, monkeypatch):
+    from cluster.local_cluster import ensure_token, token_source
+
+    path = tmp_path / "ray" / "auth_token"
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(path))
+    assert token_source() == ("file", path)
+    assert ensure_token() == path                       # a fresh machine: `ray start` needs one
+    token = path.read_text()
+    assert len(token) == 64 and int(token, 16) and path.stat().st_mode & 0o777 == 0o600
+    assert ensure_token() is None and path.read_text() == token           # kept, not replaced
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert token_source() == ("file", tmp_path / ".ray" / "auth_token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "a" * 64)
+    assert token_source() == ("RAY_AUTH_TOKEN", None) and ensure_token() is None
+    assert not (tmp_path / ".ray").exists()
