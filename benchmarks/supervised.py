@@ -13,7 +13,7 @@
   rates) with one epoch each and no early stopping, 2 trials at a time, the whole command;
   ``sequential_4_trials_s``: the same with ``max_concurrent_trials: 1``.
 
-``music`` (``make bench-music``, about 40 minutes on 2 CPUs; the fused LSTM of
+``music`` (``make bench-music``, about 36 minutes on 2 CPUs; the fused LSTM of
 ``supervised/lstm.py`` trains there, Keras's LSTM took 4.3 s a step, 3.5 hours for the budget):
 
 - ``labrun train configs/music.yaml`` with its default budget (3 epochs x 1,000 steps), then
@@ -29,6 +29,7 @@ Data: ``$LABRUN_DATA_DIR`` (default ``../shared/data`` beside the checkout): mni
 from __future__ import annotations
 
 import json
+from collections import Counter
 import os
 import subprocess
 import sys
@@ -128,7 +129,9 @@ def run_music() -> dict:
         start = time.monotonic()
         tunes = sample_songs(rnn, vocab, MUSIC_SONGS, length=1000, temperature=1.0, seed=0)
         sample_s = time.monotonic() - start
-    valid = [check_tune(t.abc)[0] for t in tunes]
+    checks = [check_tune(t.abc) for t in tunes]
+    valid = [ok for ok, _ in checks]
+    reasons = Counter(reason for ok, reason in checks if not ok)
     chars = cfg.steps_per_epoch * cfg.batch_size * cfg.seq_length * len(rows)
     valid_pct = 100.0 * float(np.mean(valid))
     return {
@@ -138,6 +141,7 @@ def run_music() -> dict:
         "music_train_loss_per_epoch": [round(r["train/loss"], 3) for r in rows],
         "music_process_s": round(wall, 1),
         "music_sample_100_s": round(sample_s, 1),
+        "music_invalid_reasons": dict(reasons.most_common()),
         "music_setup": "configs/music.yaml defaults; 100 tunes at temperature 1, seed 0",
         "music_lstm_kernel": f"{cfg.lstm_kernel} (auto: fused without a GPU, keras with one)",
         "targets": {"music_valid_tunes_pct": f">= {TARGET_VALID_PCT}"},

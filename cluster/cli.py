@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from cluster.schema import ConfigError
+from cluster.storage import Mirror, StorageError, is_uri, join, open_uri, staging_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -33,14 +34,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cluster.outputs import CONFIG_FILE, new_run_dir
 
     kind, cfg = load_any(args.config, args.set)
+    runs_dir = args.runs_dir or cfg.output.runs_dir
     if kind != "rl":
         from cluster.tune_runner import Study
 
+        _no_uri_for_tune(runs_dir)
         return _run_study(Study.single(kind, cfg, args.runs_dir), args.address)
     obs_shape, num_actions = check_env(cfg, args.config)
-    run_dir = new_run_dir(args.runs_dir or cfg.output.runs_dir, cfg.name, cfg.seed)
+    mirror = None
+    if is_uri(runs_dir):                # written here, copied there after every checkpoint
+        open_uri(runs_dir)              # a bad scheme or missing credentials: say so now
+        run_dir = new_run_dir(staging_dir(runs_dir), cfg.name, cfg.seed)
+        mirror = Mirror(run_dir, join(runs_dir, run_dir.name))
+    else:
+        run_dir = new_run_dir(runs_dir, cfg.name, cfg.seed)
     dump_experiment(cfg, run_dir / CONFIG_FILE)
-    return _run(cfg, run_dir, obs_shape, num_actions, args.address, resume=None)
+    return _run(cfg, run_dir, obs_shape, num_actions, args.address, resume=None, mirror=mirror)
+
+
+def _no_uri_for_tune(runs_dir: str) -> None:
+    if is_uri(runs_dir):
+        raise UsageError(f"{runs_dir}: cloud storage is for REINFORCE runs so far; Tune runs "
+                         f"(the supervised labs, sweeps) need a folder every node shares")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -50,6 +65,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     from cluster.tune_runner import STUDY_FILE
 
+    mirror = None
+    if is_uri(args.run_dir):            # fetched into the staging folder, continued, copied back
+        parent, _, name = args.run_dir.rstrip("/").rpartition("/")
+        mirror = Mirror(staging_dir(parent) / name, args.run_dir.rstrip("/"))
+        print(f"fetching {args.run_dir}: {mirror.pull()} files")
+        args.run_dir = str(mirror.local)
     if (Path(args.run_dir) / STUDY_FILE).is_file():  # a lab's run or a sweep: Tune continues it
         if args.set:
             raise UsageError("--set: a Tune run or sweep continues with the settings it started with")
@@ -62,21 +83,31 @@ def cmd_resume(args: argparse.Namespace) -> int:
     obs_shape, num_actions = check_env(cfg, str(run_dir / CONFIG_FILE))
     if args.set:
         dump_experiment(cfg, run_dir / CONFIG_FILE)
-    return _run(cfg, run_dir, obs_shape, num_actions, args.address, resume=checkpoint.load(ckpt))
+    return _run(cfg, run_dir, obs_shape, num_actions, args.address, resume=checkpoint.load(ckpt),
+                mirror=mirror)
 
 
-def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume) -> int:
+def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume,
+         mirror: Mirror | None = None) -> int:
     from cluster.console import ConsoleProgress
     from cluster.session import RaySession
     from cluster.trainer import Trainer, prefetch_tensorflow
 
     progress = ConsoleProgress(cfg.output.console_every_s)
-    progress.console.print(f"run folder: {run_dir}")
+    progress.console.print(f"run folder: {run_dir}" + (f" (copied to {mirror.uri} after every "
+                                                       f"checkpoint)" if mirror else ""))
     prefetch_tensorflow(cfg)
+    def push_after_checkpoint(metrics, ckpt) -> None:  # the Trainer's on_iteration hook
+        if ckpt is not None:
+            try:
+                mirror.push()
+            except StorageError as err:  # the run goes on; the next checkpoint's push retries
+                progress.console.print(f"could not copy the run to storage: {err}")
     try:
         with RaySession(address=address):
             result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume,
-                             progress=progress).run()
+                             progress=progress,
+                             on_iteration=push_after_checkpoint if mirror else None).run()
     except KeyboardInterrupt:  # Ctrl-C while Ray was starting or stopping
         progress.console.print("interrupted")
         return EXIT_INTERRUPTED
@@ -84,6 +115,9 @@ def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume
         with open(run_dir / "run.log", "a") as log:
             log.write(traceback.format_exc())
         raise
+    finally:
+        if mirror is not None:
+            mirror.push()   # the final checkpoint and logs (also after a failure or Ctrl-C)
     s, m = result.state, result.last_metrics
     rows = [
         ("stopped", result.stop_reason),
@@ -97,6 +131,7 @@ def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume
         ("env steps/s", f"{s.env_steps / max(s.train_time_s, 1e-9):,.0f}"),
         ("worker restarts", str(s.worker_restarts)),
         ("run folder", str(run_dir)),
+        *([("stored at", mirror.uri)] if mirror else []),
     ]
     progress.summary(f"labrun: {cfg.name}", rows)
     return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
@@ -107,6 +142,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from cluster.tune_runner import Study
 
     sweep = load_sweep(args.config, args.set)
+    _no_uri_for_tune(args.runs_dir or sweep.experiment_data.get("output", {}).get("runs_dir", "runs"))
     if args.resume is None:
         return _run_study(Study.from_sweep(sweep, args.runs_dir), args.address)
     if args.resume == "latest":
@@ -311,10 +347,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         from cluster.sweep import load_sweep
 
         load_sweep(args.config, args.set)
+        kind = "sweep"
     else:
         from cluster.labs import load_any
 
-        load_any(args.config, args.set)
+        kind, _ = load_any(args.config, args.set)
+    if args.storage is not None and kind != "rl":
+        _no_uri_for_tune(args.storage)
     client = jobs.connect(args.address)
     job_id = jobs.submit(client, "tune" if args.tune else "train", args.config, args.set,
                          args.storage, args.install)
@@ -377,9 +416,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     from cluster import local_cluster
 
     if args.action == "up":
-        cluster = local_cluster.up(args.workers, args.cpus_per_node, args.host)
+        cluster = local_cluster.up(args.workers, args.cpus_per_node, args.host, head_cpus=args.head_cpus)
+        head = "" if cluster.head_cpus is None else f" (the head {cluster.head_cpus})"
         print(f"Ray cluster up: a head and {cluster.workers} worker node(s), {cluster.cpus_per_node} "
-              f"CPU(s) each, token authentication on\n"
+              f"CPU(s) each{head}, token authentication on\n"
               f"  join (drivers, --address):  {cluster.gcs_address}\n"
               f"  Jobs API and dashboard:     {cluster.dashboard_url}\n"
               f"  submit:  labrun submit configs/cartpole.yaml\n"
@@ -447,7 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(supervised labs)")
     add_run_options(p)
     p.add_argument("--runs-dir", default=None, help="parent folder of the run folder "
-                                                    "(default: output.runs_dir of the config)")
+                                                    "(default: output.runs_dir of the config); "
+                                                    "a REINFORCE run may name a URI (s3://bucket/"
+                                                    "runs...): written locally, copied there "
+                                                    "after every checkpoint")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="sweep hyperparameters of an experiment with Ray Tune",
@@ -470,7 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lab's run or a sweep folder continues its unfinished trials "
                                    "through Tune, each from its last checkpoint.")
     p.add_argument("run_dir", help="the run folder, e.g. runs/cartpole__0__20261128-101500, or a "
-                                   "lab's run or sweep folder")
+                                   "lab's run or sweep folder, or a REINFORCE run's URI "
+                                   "(s3://bucket/runs/cartpole__0__...; fetched, continued, "
+                                   "copied back)")
     add_run_options(p)
     p.set_defaults(func=cmd_resume)
 
@@ -542,8 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", action="store_true", help="CONFIG is a sweep file: run `labrun tune`")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, as for train (checked before submitting)")
-    p.add_argument("--storage", default=None, metavar="PATH",
-                   help="runs folder every node can reach (a shared file system); default: "
+    p.add_argument("--storage", default=None, metavar="PATH_OR_URI",
+                   help="runs folder every node can reach (a shared file system), or for "
+                        "REINFORCE runs a pyarrow URI (s3://bucket/runs, gs://..., file://...); default: "
                         "this checkout's runs/ for a cluster on this machine, else the config's "
                         "output.runs_dir inside the job's working directory")
     p.add_argument("--install", dest="install", action="store_true", default=None,
@@ -584,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker nodes beside the head (default 1)")
     p.add_argument("--cpus-per-node", type=int, default=None, metavar="C",
                    help="CPUs each node offers (default: this machine's CPUs / nodes, at least 1)")
+    p.add_argument("--head-cpus", type=int, default=None, metavar="C",
+                   help="CPUs the head offers, if not --cpus-per-node; 0 keeps rollout workers "
+                        "and trials off the head (it still runs the jobs' drivers)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address the nodes, dashboard and Jobs API bind to (default 127.0.0.1; "
                         "another address needs token authentication, which stays on)")

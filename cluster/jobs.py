@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cluster.session import ClusterError, is_loopback, prepare_environment
+from cluster.storage import is_uri
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 EXCLUDES = [".venv", ".git", "runs", ".pytest_cache", "*.egg-info", "__pycache__", "build",
             "benchmarks/results", "*.whl"]
-FORWARDED_ENV = ("LABRUN_DATA_DIR",)
+FORWARDED_ENV = ("LABRUN_DATA_DIR", "LABRUN_DEBUG")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
@@ -106,7 +107,7 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
     local = is_loopback(address)
     python = sys.executable if local else "python"
     argv = [python, "-m", "cluster.cli", command, str(relative), "--address", "auto"]
-    if local:   # this machine's paths: relative ones are from here, not the job's folder
+    if local and not is_uri(storage):   # this machine's paths: relative ones are from here
         storage = str(Path(storage).resolve()) if storage is not None else str(REPO / "runs")
     if storage is not None:
         argv += ["--runs-dir", storage]

@@ -60,6 +60,7 @@ class LocalCluster:
     workers: int
     cpus_per_node: int
     raylet_pids: tuple[int, ...] = ()   # each node's raylet, the head's first
+    head_cpus: int | None = None        # the head's CPUs when not cpus_per_node
 
     @property
     def gcs_address(self) -> str:
@@ -164,14 +165,21 @@ def ensure_token() -> Path | None:
 
 
 def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.1",
-       port: int | None = None, dashboard_port: int | None = None) -> LocalCluster:
-    """Starts a head and ``workers`` worker nodes with ``ray start``; records them; returns them."""
+       port: int | None = None, dashboard_port: int | None = None,
+       head_cpus: int | None = None) -> LocalCluster:
+    """Starts a head and ``workers`` worker nodes with ``ray start``; records them; returns them.
+    ``head_cpus=0`` keeps tasks, actors and trials off the head, as Ray advises for large
+    clusters (the head then only runs the GCS, the dashboard and the jobs' drivers)."""
     existing = LocalCluster.load()
     if existing is not None and existing.processes():
         raise ClusterError(f"a cluster is already up at {existing.gcs_address} (state in "
                            f"{state_path()}); `labrun cluster down` stops it")
     if workers < 0:
         raise ClusterError(f"--workers: expected 0 or more, got {workers}")
+    if head_cpus is not None and head_cpus < 0:
+        raise ClusterError(f"--head-cpus: expected 0 or more, got {head_cpus}")
+    if head_cpus == 0 and workers == 0:
+        raise ClusterError("--head-cpus 0 needs --workers 1 or more: nothing could run")
     if not is_loopback(host) and os.environ.get("RAY_AUTH_MODE", "token") != "token":
         raise ClusterError(f"refusing to expose the dashboard and Jobs API on {host} without "
                            f"authentication: RAY_AUTH_MODE is {os.environ['RAY_AUTH_MODE']!r}; "
@@ -181,24 +189,31 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
     if new_token is not None:
         print(f"made an authentication token for the cluster: {new_token} (clients and other "
               f"nodes need it: RAY_AUTH_TOKEN_PATH, or `ray get-auth-token` prints it)", flush=True)
-    cpus = cpus_per_node or max(1, (os.cpu_count() or 1) // (workers + 1))
+    nodes_with_cpus = workers + (head_cpus is None)
+    cpus = cpus_per_node or max(1, ((os.cpu_count() or 1) - (head_cpus or 0)) // max(1, nodes_with_cpus))
     port = port or free_port(host)
     dashboard_port = dashboard_port or free_port(host)
     temp_dir = tempfile.mkdtemp(prefix="labrun-cluster-", dir="/tmp")  # short: Ray's socket paths
-    cluster = LocalCluster(host, port, dashboard_port, temp_dir, workers, cpus)
-    common = ["--node-ip-address", host, "--num-cpus", str(cpus), "--disable-usage-stats"]
+    cluster = LocalCluster(host, port, dashboard_port, temp_dir, workers, cpus, head_cpus=head_cpus)
+    common = ["--node-ip-address", host, "--disable-usage-stats"]
+    head_cpu_args = ["--num-cpus", str(cpus if head_cpus is None else head_cpus)]
     # Each node's dashboard agent gets a free HTTP port: the default (52365) may be another Ray's
     # on this machine, and an agent without one cannot take jobs ("No available agent").
     _run_ray(["start", "--head", "--port", str(port), "--temp-dir", temp_dir,
               "--include-dashboard", "true", "--dashboard-host", host,
               "--dashboard-port", str(dashboard_port),
               "--dashboard-agent-listen-port", str(free_port(host)),
-              "--ray-client-server-port", str(free_port(host)), *common], "head", cluster,
+              "--ray-client-server-port", str(free_port(host)), *head_cpu_args, *common], "head", cluster,
              is_loopback(host))
     raylets = _raylets(cluster, [])
     for i in range(workers):
+        # Each node its own temp folder, as on separate machines: nodes sharing one also share
+        # its runtime_resources, and a node's agent then deletes a job's working directory
+        # (the driver's current folder) when another node that used it goes away.
         _run_ray(["start", "--address", cluster.gcs_address,
-                  "--dashboard-agent-listen-port", str(free_port(host)), *common],
+                  "--temp-dir", os.path.join(temp_dir, f"node{i + 1}"),
+                  "--dashboard-agent-listen-port", str(free_port(host)), "--num-cpus", str(cpus),
+                  *common],
                  f"worker node {i + 1}", cluster, is_loopback(host))
         raylets = _raylets(cluster, raylets)
     cluster = replace(cluster, raylet_pids=tuple(raylets))

@@ -168,3 +168,55 @@ def test_cluster_up_makes_a_token_where_ray_would_look_for_one(tmp_path, monkeyp
     monkeypatch.setenv("RAY_AUTH_TOKEN", "a" * 64)
     assert token_source() == ("RAY_AUTH_TOKEN", None) and ensure_token() is None
     assert not (tmp_path / ".ray").exists()
+
+
+def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tmp_path):
+    """A cluster of its own: a head without CPUs and two 1-CPU worker nodes. SIGKILL of the node
+    running an intro trial (its raylet and the trial's process) after the trial's second
+    checkpoint: Tune restarts the trial on the other node from that checkpoint, and the job
+    succeeds with every epoch reported once."""
+    import signal
+
+    import psutil
+
+    from conftest import stop_processes, wait_for
+
+    home = tmp_path / "home"
+    env = {**os.environ, "LABRUN_HOME": str(home)}
+    up = run_cli("cluster", "up", "--workers", "2", "--cpus-per-node", "1", "--head-cpus", "0",
+                 env=env, timeout=300)
+    state = home / "cluster.json"
+    recorded = json.loads(state.read_text()) if state.exists() else None
+    try:
+        assert up.returncode == 0 and "(the head 0)" in up.stdout, up.stdout + up.stderr
+        storage = tmp_path / "shared"
+        out = run_cli("submit", "configs/intro.yaml", "--storage", str(storage), "--no-wait",
+                      "--set", "intro.epochs=8", "--set", "intro.steps_per_epoch=400",
+                      env=env, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        job = re.search(r"submitted (\S+)", out.stdout).group(1)
+
+        def rows() -> list[dict]:
+            files = list(storage.glob("*/*/result.json")) if storage.exists() else []
+            return [json.loads(line) for line in files[0].read_text().splitlines()
+                    if line.endswith("}")] if files else []
+        before = wait_for(lambda: len(rows()) >= 2 and rows(), 240, 0.2, "the trial's second epoch")
+        trial = psutil.Process(before[-1]["pid"])
+        node = trial.parent()                                        # Ray workers: the raylet's
+        assert node.pid in recorded["raylet_pids"][1:], (node.pid, recorded)   # not the head
+        victims = [node, *node.children(recursive=True)]
+        for proc in victims:
+            proc.send_signal(signal.SIGKILL)
+        psutil.wait_procs(victims, timeout=30)
+
+        followed = run_cli("logs", job, "--follow", env=env, timeout=400)
+        assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout
+        after = rows()
+        assert [r["counters/epoch"] for r in after] == list(range(1, 9))  # restored, not restarted
+        killed_at = len(before)
+        assert {r["pid"] for r in after[:killed_at]} == {trial.pid}
+        assert {r["pid"] for r in after[killed_at + 1:]}.isdisjoint({trial.pid})   # elsewhere now
+    finally:
+        run_cli("cluster", "down", env=env, timeout=120)
+        if recorded:
+            stop_processes(processes_of(recorded["temp_dir"], f"127.0.0.1:{recorded['port']}"))

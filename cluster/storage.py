@@ -1,0 +1,123 @@
+"""Runs kept in cloud storage: ``--runs-dir`` / ``--storage`` given as a URI that pyarrow's file
+systems reach (``s3://bucket/runs``, ``gs://…``, ``abfs://…``, ``hdfs://…``; ``file:///shared/runs``
+names a local or mounted folder the same way).
+
+A REINFORCE run writes its folder on the machine running it, as always, in a staging folder
+(``$LABRUN_HOME/staging``), and ``Mirror`` copies what changed to ``URI/<run>`` after every
+checkpoint and at the end, deleting there what the run deleted here (old checkpoints), so the
+URI holds the run as the folder does. ``labrun resume URI/<run>`` fetches it back first. Anyone
+with the URI (another node, after this one is gone) can resume it.
+
+Credentials are pyarrow's: the usual environment variables or files of each cloud
+(``AWS_ACCESS_KEY_ID``…, ``GOOGLE_APPLICATION_CREDENTIALS``…).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster.session import ClusterError
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class StorageError(ClusterError):
+    """A storage URI that cannot be used; the message says which and why."""
+
+
+def is_uri(path: str | Path | None) -> bool:
+    """Whether ``path`` is a URI (``scheme://…``) rather than a folder."""
+    return isinstance(path, str) and bool(_SCHEME.match(path))
+
+
+def open_uri(uri: str):
+    """(pyarrow file system, path on it) for ``uri``; StorageError if pyarrow cannot open it."""
+    import pyarrow.fs
+
+    try:
+        return pyarrow.fs.FileSystem.from_uri(uri)
+    except Exception as err:  # pyarrow: ArrowInvalid (unknown scheme), OSError (credentials)...
+        raise StorageError(f"storage {uri}: pyarrow cannot open it: {err}") from None
+
+
+def join(uri: str, name: str) -> str:
+    return uri.rstrip("/") + "/" + name
+
+
+def staging_dir(uri: str) -> Path:
+    """The local folder where runs bound for ``uri`` are written: one per URI."""
+    home = Path(os.environ.get("LABRUN_HOME") or Path.home() / ".labrun")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", uri)[-60:].strip("_")
+    return home / "staging" / f"{slug}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class Mirror:
+    """Keeps ``uri`` a copy of the local folder ``local``: ``push()`` uploads files that are new
+    or changed since the last push and deletes there the files deleted here."""
+
+    local: Path
+    uri: str
+    _sent: dict[str, tuple[int, int]] = field(default_factory=dict)  # relative path -> (size, mtime)
+
+    def push(self) -> int:
+        """Uploads what changed; returns how many files it uploaded."""
+        import pyarrow.fs
+
+        fs, root = open_uri(self.uri)
+        here = {p.relative_to(self.local).as_posix(): p for p in self.local.rglob("*") if p.is_file()}
+        uploaded = 0
+        try:
+            fs.create_dir(root, recursive=True)
+            for rel, path in sorted(here.items()):
+                stat = path.stat()
+                stamp = (stat.st_size, stat.st_mtime_ns)
+                if self._sent.get(rel) == stamp:
+                    continue
+                target = f"{root}/{rel}"
+                fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                with fs.open_output_stream(target) as out, open(path, "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                self._sent[rel] = stamp
+                uploaded += 1
+            folders = {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_dir()}
+            there = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
+            for info in sorted(there, key=lambda i: i.path, reverse=True):   # a folder's files first
+                rel = info.path[len(root):].lstrip("/")
+                if info.type == pyarrow.fs.FileType.File and rel not in here:
+                    fs.delete_file(info.path)
+                    self._sent.pop(rel, None)
+                elif info.type == pyarrow.fs.FileType.Directory and rel not in folders:
+                    fs.delete_dir(info.path)
+        except OSError as err:
+            raise StorageError(f"storage {self.uri}: {err}") from None
+        return uploaded
+
+    def pull(self) -> int:
+        """Downloads the whole of ``uri`` into ``local``; StorageError if there is nothing there.
+        Returns how many files it downloaded."""
+        import pyarrow.fs
+
+        fs, root = open_uri(self.uri)
+        try:
+            if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+                raise StorageError(f"storage {self.uri}: no such run folder")
+            files = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
+                     if i.type == pyarrow.fs.FileType.File]
+            for info in files:
+                rel = info.path[len(root):].lstrip("/")
+                path = self.local / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with fs.open_input_stream(info.path) as src, open(path, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                stat = path.stat()
+                self._sent[rel] = (stat.st_size, stat.st_mtime_ns)
+        except OSError as err:
+            raise StorageError(f"storage {self.uri}: {err}") from None
+        return len(files)
