@@ -97,6 +97,7 @@ def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume
     progress.console.print(f"run folder: {run_dir}" + (f" (copied to {mirror.uri} after every "
                                                        f"checkpoint)" if mirror else ""))
     prefetch_tensorflow(cfg)
+
     def push_after_checkpoint(metrics, ckpt) -> None:  # the Trainer's on_iteration hook
         if ckpt is not None:
             try:
@@ -116,8 +117,14 @@ def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume
             log.write(traceback.format_exc())
         raise
     finally:
+        stored = True
         if mirror is not None:
-            mirror.push()   # the final checkpoint and logs (also after a failure or Ctrl-C)
+            try:
+                mirror.push()   # the final checkpoint and logs (also after a failure or Ctrl-C)
+            except StorageError as err:
+                stored = False
+                progress.console.print(f"error: could not copy the run to storage: {err}; it is "
+                                       f"complete in {run_dir}")
     s, m = result.state, result.last_metrics
     rows = [
         ("stopped", result.stop_reason),
@@ -134,6 +141,8 @@ def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume
         *([("stored at", mirror.uri)] if mirror else []),
     ]
     progress.summary(f"labrun: {cfg.name}", rows)
+    if not stored:
+        return EXIT_FAILED
     return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
 
 

@@ -154,7 +154,7 @@ def ensure_token() -> Path | None:
     """Makes a token file if Ray would find no token: ``ray start --head`` refuses to start
     without one (``ray.init`` makes ~/.ray/auth_token itself). A random 256-bit token, as Ray
     makes them, readable by this user only. The new file's path, or None if a token was there."""
-    kind, path = token_source()
+    _, path = token_source()
     if path is None or (path.is_file() and path.read_text().strip()):
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
