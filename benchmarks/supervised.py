@@ -29,12 +29,12 @@ Data: ``$LABRUN_DATA_DIR`` (default ``../shared/data`` beside the checkout): mni
 from __future__ import annotations
 
 import json
-from collections import Counter
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np

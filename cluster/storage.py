@@ -69,7 +69,9 @@ class Mirror:
         import pyarrow.fs
 
         fs, root = open_uri(self.uri)
-        here = {p.relative_to(self.local).as_posix(): p for p in self.local.rglob("*") if p.is_file()}
+        entries = {p.relative_to(self.local).as_posix(): p for p in self.local.rglob("*")}
+        here = {rel: p for rel, p in entries.items() if p.is_file()}
+        folders = set(entries) - set(here)
         uploaded = 0
         try:
             fs.create_dir(root, recursive=True)
@@ -85,7 +87,6 @@ class Mirror:
                         out.write(chunk)
                 self._sent[rel] = stamp
                 uploaded += 1
-            folders = {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_dir()}
             there = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
             for info in sorted(there, key=lambda i: i.path, reverse=True):   # a folder's files first
                 rel = info.path[len(root):].lstrip("/")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.local_cluster import processes_of, stop_processes  # noqa: F401 (tests use them)
+from cluster.local_cluster import ensure_token, processes_of, stop_processes  # noqa: F401 (tests use them)
 
 REPO = Path(__file__).resolve().parents[1]
 LABRUN = str(Path(sys.executable).with_name("labrun"))
@@ -26,11 +26,9 @@ os.environ.update(RAY_ENV)
 
 # The session's own authentication token, so that the tests neither need nor touch
 # ~/.ray/auth_token (a fresh machine has none, and `ray start --head` refuses to start without).
-_TOKEN_DIR = tempfile.mkdtemp(prefix="lr-token-")
 os.environ.pop("RAY_AUTH_TOKEN", None)
-os.environ["RAY_AUTH_TOKEN_PATH"] = os.path.join(_TOKEN_DIR, "auth_token")
-with open(os.open(os.environ["RAY_AUTH_TOKEN_PATH"], os.O_WRONLY | os.O_CREAT, 0o600), "w") as _f:
-    _f.write(os.urandom(32).hex())
+os.environ["RAY_AUTH_TOKEN_PATH"] = os.path.join(tempfile.mkdtemp(prefix="lr-token-"), "auth_token")
+ensure_token()  # what `labrun cluster up` does on a machine without a token
 
 # Real data for the supervised labs (../shared/data: MNIST, the course's ABC corpus and faces);
 # tests never download. An explicit LABRUN_DATA_DIR wins.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 
 import pytest
 
@@ -76,11 +77,19 @@ def test_submit_runs_cartpole_as_a_job_and_writes_to_the_storage_path(cluster, t
     assert logs.returncode == 0 and "iteration" in logs.stdout
 
 
+def kill_node(raylet) -> None:
+    """SIGKILL of a node: its raylet (psutil) and every process under it, as a machine lost."""
+    import psutil
+
+    victims = [raylet, *raylet.children(recursive=True)]
+    for proc in victims:
+        proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(victims, timeout=30)
+
+
 def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
     """SIGKILL of the worker node's raylet (and so of its Ray workers) mid-run: the rollout
     worker there is replaced on the head, the run log says so, and the job succeeds."""
-    import signal
-
     import psutil
 
     from conftest import wait_for
@@ -98,11 +107,7 @@ def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
         runs = list(storage.glob("*/metrics.*")) if storage.exists() else []
         return runs and len(read_metrics(runs[0].parent)) >= 3 and runs[0].parent
     run_dir = wait_for(iterating, 180, 0.5, "the run's third iteration")
-    node = psutil.Process(recorded["raylet_pids"][1])                     # the worker node
-    victims = [node, *node.children(recursive=True)]
-    for proc in victims:
-        proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(victims, timeout=30)
+    kill_node(psutil.Process(recorded["raylet_pids"][1]))                 # the worker node
     followed = run_cli("logs", job, "--follow", env=env, timeout=400)
     assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout
     log = (run_dir / "run.log").read_text()
@@ -175,8 +180,6 @@ def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tm
     running an intro trial (its raylet and the trial's process) after the trial's second
     checkpoint: Tune restarts the trial on the other node from that checkpoint, and the job
     succeeds with every epoch reported once."""
-    import signal
-
     import psutil
 
     from conftest import stop_processes, wait_for
@@ -204,10 +207,7 @@ def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tm
         trial = psutil.Process(before[-1]["pid"])
         node = trial.parent()                                        # Ray workers: the raylet's
         assert node.pid in recorded["raylet_pids"][1:], (node.pid, recorded)   # not the head
-        victims = [node, *node.children(recursive=True)]
-        for proc in victims:
-            proc.send_signal(signal.SIGKILL)
-        psutil.wait_procs(victims, timeout=30)
+        kill_node(node)
 
         followed = run_cli("logs", job, "--follow", env=env, timeout=400)
         assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout
