@@ -20,6 +20,9 @@
   100 tunes sampled from the last checkpoint (``labrun generate``'s sampler: successive 1,000-
   character samples at temperature 1, complete tunes first): ``music_valid_tunes_pct``, the
   share that music21 parses into notes and writes as MIDI. Target: >= 90.
+  ``music_corpus_valid_pct``: the same check on 100 of the corpus's own tunes (a perfect model's
+  share); ``music_invalid_reasons`` / ``music_invalid_examples``: why the invalid ones failed.
+  ``$LABRUN_BENCH_RUNS``: a folder that keeps the trained run (for ``labrun generate``).
 - ``music_chars_per_s``: characters trained per second (steps x batch x window over the epochs'
   time, which includes the 4-tune sample after each epoch).
 
@@ -44,6 +47,7 @@ from benchmarks.mnist import REPO, _train, data_env
 TARGET_OVERHEAD_PCT = 10.0
 TARGET_VALID_PCT = 90.0
 MUSIC_SONGS = 100
+KEEP_RUNS_ENV = "LABRUN_BENCH_RUNS"  # a folder: the music run is kept there (default: deleted)
 
 
 def _labrun(*args: str, timeout: float = 3600) -> float:
@@ -118,18 +122,25 @@ def run() -> dict:
 def run_music() -> dict:
     from cluster.labs import load_any
     from supervised.music import check_tune, find_checkpoint, load_generator, sample_songs
+    from supervised.tunes import load_songs
 
     cfg = load_any(REPO / "configs" / "music.yaml")[1].music
 
-    with tempfile.TemporaryDirectory() as runs:
+    keep = os.environ.get(KEEP_RUNS_ENV)
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = keep or scratch
         wall = _labrun("train", "configs/music.yaml", "--runs-dir", runs, timeout=4 * 3600)
-        (result,) = Path(runs).glob("*/*/result.json")
+        (result,) = sorted(Path(runs).glob("music__*/*/result.json"), key=os.path.getmtime)[-1:]
         rows = [json.loads(line) for line in result.read_text().splitlines() if line]
         rnn, vocab, _ = load_generator(find_checkpoint(str(result.parent)))
         start = time.monotonic()
         tunes = sample_songs(rnn, vocab, MUSIC_SONGS, length=1000, temperature=1.0, seed=0)
         sample_s = time.monotonic() - start
+        source, corpus = load_songs(cfg.corpus, cfg.data_path or data_env().get("LABRUN_DATA_DIR"))
     checks = [check_tune(t.abc) for t in tunes]
+    # The same check on 100 of the tunes the model learned from: how far a perfect model gets.
+    picked = np.random.default_rng(0).choice(len(corpus), size=min(MUSIC_SONGS, len(corpus)), replace=False)
+    corpus_valid_pct = 100.0 * float(np.mean([check_tune(corpus[i])[0] for i in picked]))
     valid = [ok for ok, _ in checks]
     reasons = Counter(reason for ok, reason in checks if not ok)
     chars = cfg.steps_per_epoch * cfg.batch_size * cfg.seq_length * len(rows)
@@ -142,6 +153,9 @@ def run_music() -> dict:
         "music_process_s": round(wall, 1),
         "music_sample_100_s": round(sample_s, 1),
         "music_invalid_reasons": dict(reasons.most_common()),
+        "music_invalid_examples": [t.abc[:600] for t, (ok, _) in zip(tunes, checks) if not ok][:5],
+        "music_corpus_valid_pct": round(corpus_valid_pct, 1),
+        "music_corpus": source,
         "music_setup": "configs/music.yaml defaults; 100 tunes at temperature 1, seed 0",
         "music_lstm_kernel": f"{cfg.lstm_kernel} (auto: fused without a GPU, keras with one)",
         "targets": {"music_valid_tunes_pct": f">= {TARGET_VALID_PCT}"},

@@ -38,7 +38,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if kind != "rl":
         from cluster.tune_runner import Study
 
-        _no_uri_for_tune(runs_dir)
         return _run_study(Study.single(kind, cfg, args.runs_dir), args.address)
     obs_shape, num_actions = check_env(cfg, args.config)
     mirror = None
@@ -52,19 +51,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _run(cfg, run_dir, obs_shape, num_actions, args.address, resume=None, mirror=mirror)
 
 
-def _no_uri_for_tune(runs_dir: str) -> None:
-    if is_uri(runs_dir):
-        raise UsageError(f"{runs_dir}: cloud storage is for REINFORCE runs so far; Tune runs "
-                         f"(the supervised labs, sweeps) need a folder every node shares")
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
     from cluster import checkpoint
     from cluster.experiment import check_env, dump_experiment, load_experiment
     from cluster.outputs import CONFIG_FILE
 
+    from cluster.storage import is_file
     from cluster.tune_runner import STUDY_FILE
 
+    if is_uri(args.run_dir) and is_file(join(args.run_dir, STUDY_FILE)):  # Tune's, continued there
+        if args.set:
+            raise UsageError("--set: a Tune run or sweep continues with the settings it started with")
+        return _resume_study(args.run_dir, args.address)
     mirror = None
     if is_uri(args.run_dir):            # fetched into the staging folder, continued, copied back
         parent, _, name = args.run_dir.rstrip("/").rpartition("/")
@@ -151,19 +149,25 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from cluster.tune_runner import Study
 
     sweep = load_sweep(args.config, args.set)
-    _no_uri_for_tune(args.runs_dir or sweep.experiment_data.get("output", {}).get("runs_dir", "runs"))
     if args.resume is None:
         return _run_study(Study.from_sweep(sweep, args.runs_dir), args.address)
     if args.resume == "latest":
-        runs_dir = Study.from_sweep(sweep, args.runs_dir).runs_dir
-        folders = sorted(runs_dir.glob(f"{sweep.cfg.name}__*"), key=lambda p: p.stat().st_mtime)
-        if not folders:
-            raise UsageError(f"--resume: no earlier sweep {sweep.cfg.name!r} under {runs_dir}")
-        return _resume_study(folders[-1], args.address)
-    return _resume_study(Path(args.resume), args.address)
+        new = Study.from_sweep(sweep, args.runs_dir)
+        prefix = f"{sweep.cfg.name}__"
+        if new.storage:
+            from cluster.storage import folders
+
+            found = [join(new.storage, name) for name in folders(new.storage, prefix)]
+        else:
+            found = [str(p) for p in sorted(new.runs_dir.glob(f"{prefix}*"), key=lambda p: p.stat().st_mtime)]
+        if not found:
+            raise UsageError(f"--resume: no earlier sweep {sweep.cfg.name!r} under "
+                             f"{new.storage or new.runs_dir}")
+        return _resume_study(found[-1], args.address)
+    return _resume_study(args.resume, args.address)
 
 
-def _resume_study(folder: Path, address: str | None) -> int:
+def _resume_study(folder: str | Path, address: str | None) -> int:
     from cluster.tune_runner import Study
 
     try:
@@ -175,17 +179,15 @@ def _resume_study(folder: Path, address: str | None) -> int:
 
 def _run_study(study, address: str | None, resume: bool = False) -> int:
     """Runs a lab's trial(s) through Tune and prints the results table."""
-    import yaml
     from rich.console import Console
 
     from cluster.session import RaySession
     from cluster.tune_runner import BEST_FILE, PLOT_FILE, RESULTS_FILE, run_trials, summarise
 
     console = Console(highlight=False)
-    console.print(f"{'resuming' if resume else 'running'} {study.kind} trial(s): {study.folder}")
+    console.print(f"{'resuming' if resume else 'running'} {study.kind} trial(s): {study.location}")
     if not resume:
         study.save()
-        (study.folder / "experiment.yaml").write_text(yaml.safe_dump(study.experiment, sort_keys=False))
     with RaySession(address=address):
         results = run_trials(study, resume=resume)
     rows = summarise(study, results)
@@ -200,16 +202,19 @@ def _run_study(study, address: str | None, resume: bool = False) -> int:
         table.add_row(*(_cell(row[c]) for c in columns))
     console.print(table)
     outputs = Table(show_header=False)
+    stored = [("stored at", f"{study.location} (Tune's trials, checkpoints and TensorBoard files; "
+                            f"copies of the files above)")] if study.storage else []
     for key, value in (("folder", study.folder), ("results", study.folder / RESULTS_FILE),
                        ("best config", study.folder / BEST_FILE),
-                       ("comparison", study.folder / PLOT_FILE),
-                       ("tensorboard", f"labrun tensorboard {study.folder}")):
+                       ("comparison", study.folder / PLOT_FILE), *stored,
+                       ("tensorboard", f"labrun tensorboard {study.folder}" if not study.storage
+                        else f"tensorboard --logdir {study.location} (where TensorFlow reads that scheme)")):
         outputs.add_row(key, str(value))
     console.print(outputs)
     unfinished = [r for r in rows if r["status"] == "unfinished"]
     if unfinished:
         console.print(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
-                      f"labrun resume {study.folder}", soft_wrap=True)  # a path to copy, unbroken
+                      f"labrun resume {study.location}", soft_wrap=True)  # a path to copy, unbroken
         return EXIT_INTERRUPTED
     failed = [r for r in rows if r["status"] == "error"]
     if failed:
@@ -356,13 +361,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         from cluster.sweep import load_sweep
 
         load_sweep(args.config, args.set)
-        kind = "sweep"
     else:
         from cluster.labs import load_any
 
-        kind, _ = load_any(args.config, args.set)
-    if args.storage is not None and kind != "rl":
-        _no_uri_for_tune(args.storage)
+        load_any(args.config, args.set)
     client = jobs.connect(args.address)
     job_id = jobs.submit(client, "tune" if args.tune else "train", args.config, args.set,
                          args.storage, args.install)

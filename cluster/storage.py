@@ -8,6 +8,11 @@ checkpoint and at the end, deleting there what the run deleted here (old checkpo
 URI holds the run as the folder does. ``labrun resume URI/<run>`` fetches it back first. Anyone
 with the URI (another node, after this one is gone) can resume it.
 
+A Tune run (a supervised lab, a sweep) gives the URI to Tune itself (``storage_path``): each
+trial writes its results, checkpoints and TensorBoard files there from whichever node runs it.
+labrun's own files of the study (``study.yaml``, ``results.csv``, ``best_config.yaml``,
+``comparison.png``) are written in the staging folder and copied next to Tune's (``upload``).
+
 Credentials are pyarrow's: the usual environment variables or files of each cloud
 (``AWS_ACCESS_KEY_ID``…, ``GOOGLE_APPLICATION_CREDENTIALS``…).
 """
@@ -48,6 +53,78 @@ def join(uri: str, name: str) -> str:
     return uri.rstrip("/") + "/" + name
 
 
+def split(uri: str) -> tuple[str, str]:
+    """(parent URI, last name) of ``uri``: ``s3://b/runs/x`` -> (``s3://b/runs``, ``x``)."""
+    parent, _, name = uri.rstrip("/").rpartition("/")
+    return parent, name
+
+
+def _upload(fs, path: Path, target: str) -> None:
+    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(target) as out, open(path, "rb") as src:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+
+
+def _download(fs, source: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with fs.open_input_stream(source) as src, open(path, "wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+
+
+def upload(local: Path, uri: str, names: list[str]) -> None:
+    """Copies the files ``local/NAME`` that exist to ``uri/NAME``, leaving everything else there."""
+    fs, root = open_uri(uri)
+    try:
+        for name in names:
+            if (local / name).is_file():
+                _upload(fs, local / name, f"{root}/{name}")
+    except OSError as err:
+        raise StorageError(f"storage {uri}: {err}") from None
+
+
+def download(uri: str, local: Path, names: list[str]) -> list[str]:
+    """Copies the files ``uri/NAME`` that exist to ``local/NAME``; the names it found."""
+    import pyarrow.fs
+
+    fs, root = open_uri(uri)
+    found = []
+    try:
+        for name in names:
+            if fs.get_file_info(f"{root}/{name}").type == pyarrow.fs.FileType.File:
+                _download(fs, f"{root}/{name}", local / name)
+                found.append(name)
+    except OSError as err:
+        raise StorageError(f"storage {uri}: {err}") from None
+    return found
+
+
+def is_file(uri: str) -> bool:
+    import pyarrow.fs
+
+    fs, path = open_uri(uri)
+    try:
+        return fs.get_file_info(path).type == pyarrow.fs.FileType.File
+    except OSError as err:
+        raise StorageError(f"storage {uri}: {err}") from None
+
+
+def folders(uri: str, prefix: str = "") -> list[str]:
+    """The names of the folders directly in ``uri`` that start with ``prefix``, oldest first
+    (by modification time where the store keeps one, else by name)."""
+    import pyarrow.fs
+
+    fs, root = open_uri(uri)
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    except OSError as err:
+        raise StorageError(f"storage {uri}: {err}") from None
+    infos = [i for i in infos if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith(prefix)]
+    infos.sort(key=lambda i: (i.mtime_ns or 0, i.base_name))
+    return [i.base_name for i in infos]
+
+
 def staging_dir(uri: str) -> Path:
     """The local folder where runs bound for ``uri`` are written: one per URI."""
     home = Path(os.environ.get("LABRUN_HOME") or Path.home() / ".labrun")
@@ -80,11 +157,7 @@ class Mirror:
                 stamp = (stat.st_size, stat.st_mtime_ns)
                 if self._sent.get(rel) == stamp:
                     continue
-                target = f"{root}/{rel}"
-                fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-                with fs.open_output_stream(target) as out, open(path, "rb") as src:
-                    while chunk := src.read(1 << 20):
-                        out.write(chunk)
+                _upload(fs, path, f"{root}/{rel}")
                 self._sent[rel] = stamp
                 uploaded += 1
             there = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
@@ -113,10 +186,7 @@ class Mirror:
             for info in files:
                 rel = info.path[len(root):].lstrip("/")
                 path = self.local / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with fs.open_input_stream(info.path) as src, open(path, "wb") as out:
-                    while chunk := src.read(1 << 20):
-                        out.write(chunk)
+                _download(fs, info.path, path)
                 stat = path.stat()
                 self._sent[rel] = (stat.st_size, stat.st_mtime_ns)
         except OSError as err:

@@ -11,8 +11,13 @@ Call sequence::
 Each trial builds the lab's runner (``supervised/``), restores Tune's checkpoint if it has one
 (a restarted trial continues where it was), and per epoch reports the lab's flat metrics with a
 checkpoint; TensorBoard gets the metrics (Tune's logger) and the lab's images, texts and audio
-(ours); a lab with ``write_report(folder)`` also leaves its own files in the trial folder. At the end the sweep folder holds ``results.csv``, ``best_config.yaml`` (an experiment
-file ``labrun train`` accepts) and ``comparison.png``.
+(ours); a lab with ``write_report(folder)`` also leaves its own files in the trial folder. At
+the end the sweep folder holds ``results.csv``, ``best_config.yaml`` (an experiment file
+``labrun train`` accepts) and ``comparison.png``.
+
+Storage: a runs folder every node reaches, or a URI (``s3://…``, see ``cluster/storage.py``)
+that Tune writes to directly, trials' own files included; labrun's files are then written in a
+local staging folder (``Study.folder``) and copied beside Tune's (``Study.location``).
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from typing import Any
 
 import yaml
 
-from cluster import schema
+from cluster import schema, storage
 from cluster.labs import LABS
 from cluster.sweep import Sweep, experiment_class, nested
 
 RESULTS_FILE, BEST_FILE, PLOT_FILE = "results.csv", "best_config.yaml", "comparison.png"
 STUDY_FILE, TUNER_FILE = "study.yaml", "tuner.pkl"   # ours (what resume needs), Tune's
+EXPERIMENT_FILE = "experiment.yaml"
+OUR_FILES = [STUDY_FILE, EXPERIMENT_FILE, RESULTS_FILE, BEST_FILE, PLOT_FILE]  # copied to a storage URI
 FINISHED_FILE = "finished"   # in a trial folder: the trial ran to its own end
 
 
@@ -133,46 +140,78 @@ class Study:
     scheduler: Any = None           # cluster.sweep.SchedulerConfig or None
     max_concurrent_trials: int | None = None
     search_seed: int = 0
+    storage: str | None = None      # a URI (s3://...): Tune writes there, runs_dir is our staging
 
     @staticmethod
     def single(kind: str, cfg: Any, runs_dir: str | None) -> "Study":
         lab = LABS[kind]
         data = _absolute_paths(schema.to_dict(cfg), kind)
-        root = Path(runs_dir or cfg.output.runs_dir).resolve()
+        root, uri = _where(runs_dir or cfg.output.runs_dir)
         name = f"{cfg.name}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-        return Study(kind, name, root, data, {}, lab.metric, lab.mode)
+        return Study(kind, name, root, data, {}, lab.metric, lab.mode, storage=uri)
 
     @staticmethod
     def from_sweep(sweep: Sweep, runs_dir: str | None, name: str | None = None) -> "Study":
         cfg = sweep.cfg
         data = _absolute_paths(sweep.experiment_data, sweep.kind, base=sweep.experiment_path.parent)
-        root = Path(runs_dir or data.get("output", {}).get("runs_dir", "runs")).resolve()
+        root, uri = _where(runs_dir or data.get("output", {}).get("runs_dir", "runs"))
         return Study(sweep.kind, name or f"{cfg.name}__{time.strftime('%Y%m%d-%H%M%S')}", root, data,
                      sweep.space, cfg.metric, cfg.mode, cfg.num_samples, cfg.scheduler,
-                     cfg.max_concurrent_trials, cfg.seed)
+                     cfg.max_concurrent_trials, cfg.seed, storage=uri)
 
     @property
     def folder(self) -> Path:
+        """Where labrun writes the study's files (with a storage URI: the local staging copy)."""
         return self.runs_dir / self.name
 
+    @property
+    def location(self) -> str:
+        """Where Tune keeps the study: the storage URI's folder, else the local one."""
+        return storage.join(self.storage, self.name) if self.storage else str(self.folder)
+
+    def publish(self) -> None:
+        """With a storage URI: copies labrun's files of the study there, beside Tune's."""
+        if self.storage:
+            storage.upload(self.folder, self.location, OUR_FILES)
+
     def save(self) -> None:
-        """What ``load`` needs to continue the study, in ``folder/study.yaml``."""
+        """What ``load`` needs to continue the study, in ``folder/study.yaml``, and the experiment
+        the trials start from in ``experiment.yaml``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         data = {"kind": self.kind, "metric": self.metric, "mode": self.mode,
                 "space": {k: [kind, args] for k, (kind, args) in self.space.items()},
                 "experiment": self.experiment}
         (self.folder / STUDY_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
+        (self.folder / EXPERIMENT_FILE).write_text(yaml.safe_dump(self.experiment, sort_keys=False))
+        self.publish()
 
     @staticmethod
-    def load(folder: Path) -> "Study":
-        """The study of a run or sweep folder that Tune can restore; ValueError if it is not one."""
-        folder = folder.resolve()
-        if not (folder / STUDY_FILE).is_file() or not (folder / TUNER_FILE).is_file():
-            raise ValueError(f"{folder}: not a labrun Tune folder (no {STUDY_FILE} and {TUNER_FILE})")
+    def load(where: str | Path) -> "Study":
+        """The study of a run or sweep folder, or of its storage URI, that Tune can restore;
+        ValueError if it is not one. From a URI, labrun's files are fetched to the staging folder."""
+        uri = None
+        if storage.is_uri(str(where)):
+            uri, (parent, name) = str(where).rstrip("/"), storage.split(str(where))
+            folder = storage.staging_dir(parent) / name
+            storage.download(uri, folder, OUR_FILES)
+            has_tuner = storage.is_file(storage.join(uri, TUNER_FILE))
+        else:
+            folder = Path(where).resolve()
+            has_tuner = (folder / TUNER_FILE).is_file()
+        if not (folder / STUDY_FILE).is_file() or not has_tuner:
+            raise ValueError(f"{uri or folder}: not a labrun Tune folder (no {STUDY_FILE} and {TUNER_FILE})")
         data = yaml.safe_load((folder / STUDY_FILE).read_text())
         space = {k: (kind, args) for k, (kind, args) in (data.get("space") or {}).items()}
         return Study(data["kind"], folder.name, folder.parent, data["experiment"], space,
-                     data["metric"], data["mode"])
+                     data["metric"], data["mode"], storage=uri and storage.split(uri)[0])
+
+
+def _where(runs_dir: str) -> tuple[Path, str | None]:
+    """(local folder for labrun's files, storage URI or None) of a runs_dir or URI."""
+    if storage.is_uri(runs_dir):
+        storage.open_uri(runs_dir)   # a bad scheme or missing credentials: said before anything runs
+        return storage.staging_dir(runs_dir.rstrip("/")), runs_dir.rstrip("/")
+    return Path(runs_dir).resolve(), None
 
 
 def _absolute_paths(data: dict[str, Any], kind: str, base: Path | None = None) -> dict[str, Any]:
@@ -227,7 +266,7 @@ def run_trials(study: Study, resume: bool = False):
 
     trainable, max_failures, keep = _trainable(study)
     if resume:
-        return tune.Tuner.restore(str(study.folder), trainable=trainable, resume_errored=True).fit()
+        return tune.Tuner.restore(study.location, trainable=trainable, resume_errored=True).fit()
     scheduler = None
     if study.scheduler is not None and study.scheduler.kind == "asha":
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=10_000,
@@ -242,7 +281,10 @@ def run_trials(study: Study, resume: bool = False):
             scheduler=scheduler, max_concurrent_trials=study.max_concurrent_trials,
             search_alg=BasicVariantGenerator(random_state=study.search_seed)),
         run_config=tune.RunConfig(
-            name=study.name, storage_path=str(study.runs_dir), verbose=0,
+            name=study.name, storage_path=study.storage or str(study.runs_dir), verbose=0,
+            # With a URI, the files trials write in their folders (TensorBoard images, reports,
+            # `finished`) go there too, at each checkpoint and at the trial's end.
+            sync_config=tune.SyncConfig(sync_artifacts=study.storage is not None),
             failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[Progress(study.metric)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep)))
     return tuner.fit()
@@ -258,16 +300,18 @@ def _resolved(study: Study) -> dict[str, Any]:
     return resolve_gpus(study.experiment, RaySession.resources().get("GPU", 0.0))
 
 
-def trial_statuses(folder: Path) -> dict[str, str]:
-    """Trial folder -> 'ok' (ran to its own end), 'stopped early' (by the scheduler), 'error'
+def trial_statuses(location: str) -> dict[str, str]:
+    """Trial path -> 'ok' (ran to its own end), 'stopped early' (by the scheduler), 'error'
     (failed after its restarts) or 'unfinished' (the sweep was interrupted), from the experiment
     state Tune saved last (after Ctrl-C, Tune's in-memory trials all read TERMINATED) and the
-    trials' own ``finished`` files."""
+    trials' own ``finished`` files. ``location``: a study's folder or storage URI."""
+    import pyarrow.fs
     from ray.tune import ExperimentAnalysis
 
+    fs = storage.open_uri(location)[0] if storage.is_uri(location) else pyarrow.fs.LocalFileSystem()
     out = {}
-    for trial in ExperimentAnalysis(str(folder)).trials:
-        if (Path(trial.path) / FINISHED_FILE).is_file():
+    for trial in ExperimentAnalysis(location).trials:   # trial.path: a path on fs
+        if fs.get_file_info(f"{trial.path}/{FINISHED_FILE}").type == pyarrow.fs.FileType.File:
             out[trial.path] = "ok"
         elif trial.status == "TERMINATED":
             out[trial.path] = "stopped early"
@@ -280,7 +324,7 @@ def summarise(study: Study, results) -> list[dict[str, Any]]:
     """Rows (one per trial, best first) into results.csv; the best trial's experiment into
     best_config.yaml; each trial's metric against epochs into comparison.png."""
     rows = []
-    statuses = trial_statuses(study.folder)
+    statuses = trial_statuses(study.location)
     for result in results:
         overrides = (result.config or {}).get("overrides", {})
         metrics = result.metrics or {}
@@ -288,7 +332,8 @@ def summarise(study: Study, results) -> list[dict[str, Any]]:
                      study.metric: metrics.get(study.metric),
                      "epochs": metrics.get("training_iteration"),
                      "status": statuses.get(result.path, "error" if result.error else "ok"),
-                     "path": result.path,
+                     "path": storage.join(study.location, Path(result.path).name) if study.storage
+                     else result.path,
                      "_overrides": overrides, "_history": result.metrics_dataframe})
     done = [r for r in rows if r[study.metric] is not None]
     done.sort(key=lambda r: r[study.metric], reverse=study.mode == "max")
@@ -306,6 +351,7 @@ def summarise(study: Study, results) -> list[dict[str, Any]]:
             f"# best trial of {study.name} by {study.metric} ({study.mode}): "
             f"{done[0][study.metric]:.6g}\n" + yaml.safe_dump(best, sort_keys=False))
         _plot(study, done)
+    study.publish()
     return rows
 
 

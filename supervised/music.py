@@ -186,17 +186,70 @@ def parse_tune(abc: str):
         raise InvalidTune(f"music21 cannot parse it: {_first_line(err)}") from None
     if notes == 0:
         raise InvalidTune("no notes")
+    unshare_marks(score)
     return score
+
+
+def unshare_marks(score) -> int:
+    """Give each measure its own copy of a time or key signature or tempo it shares with another;
+    returns how many were copied.
+
+    music21's ABC reader puts one TimeSignature object into two measures when it splits an
+    overfull bar (one note too many for the metre: common in hand transcriptions and in
+    generated tunes alike); its MIDI writer then fails, inserting that object twice into its
+    conductor track ("... is already found in this Stream"). One copy per measure is what a
+    well-formed score has, and the MIDI is then written.
+    """
+    import copy
+
+
+    seen: set[int] = set()
+    copied = 0
+    for container in score.recurse(streamsOnly=True, includeSelf=True):
+        for mark in list(container.getElementsByClass(("TimeSignature", "KeySignature", "MetronomeMark"))):
+            if id(mark) in seen:
+                container.replace(mark, copy.deepcopy(mark))
+                copied += 1
+            else:
+                seen.add(id(mark))
+    return copied
 
 
 def midi_bytes(score) -> bytes:
     """A standard MIDI file of the score; InvalidTune if music21 cannot write one."""
     from music21.midi import translate
+    from music21.repeat import ExpanderException
 
     try:
-        return translate.music21ObjectToMidiFile(score).writestr()
+        try:
+            return translate.music21ObjectToMidiFile(score).writestr()
+        except ExpanderException:
+            # Repeats music21 cannot unfold (a |: never closed, a :: that opens a section with
+            # no end): ABC players play such a section once; the MIDI here then plays the whole
+            # tune straight through, every bar once.
+            drop_repeats(score)
+            return translate.music21ObjectToMidiFile(score).writestr()
     except Exception as err:
         raise InvalidTune(f"MIDI writing failed: {_first_line(err)}") from None
+
+
+def drop_repeats(score) -> int:
+    """Make every repeat barline of the score a plain one and remove its first/second-ending
+    brackets, in place: the score then plays straight through. Returns how many were changed."""
+    from music21 import bar
+
+    changed = 0
+    for measure in score.recurse().getElementsByClass("Measure"):
+        for side in ("leftBarline", "rightBarline"):
+            if isinstance(getattr(measure, side), bar.Repeat):
+                setattr(measure, side, bar.Barline("regular"))
+                changed += 1
+    for bracket in list(score.recurse().getElementsByClass("RepeatBracket")):
+        for site in list(bracket.sites.get()):
+            if hasattr(site, "remove") and bracket in site:
+                site.remove(bracket)
+        changed += 1
+    return changed
 
 
 def check_tune(abc: str) -> tuple[bool, str]:

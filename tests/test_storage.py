@@ -1,17 +1,20 @@
 """Runs kept at a storage URI (cluster/storage.py): the mirror's uploads, deletions and
-downloads through pyarrow's file systems, and REINFORCE runs written to and resumed from a URI
-through the CLI. ``file://`` URIs stand in for s3:// and gs://: the same pyarrow code path,
+downloads through pyarrow's file systems, and REINFORCE runs and Tune sweeps written to and
+resumed from a URI through the CLI. ``file://`` URIs stand in for s3:// and gs://: the same pyarrow code path,
 no network."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
 import pytest
 
 from cluster.outputs import read_metrics
-from cluster.storage import Mirror, StorageError, is_uri, join, open_uri, staging_dir
+from cluster.storage import (Mirror, StorageError, download, folders, is_file, is_uri, join,
+                             open_uri, split, staging_dir, upload)
+from cluster.tune_runner import read_results
 from conftest import run_cli
 
 
@@ -62,6 +65,24 @@ def test_the_mirror_uploads_changes_deletes_what_went_and_fetches_it_back(tmp_pa
         Mirror(tmp_path / "x", f"file://{tmp_path}/bucket/runs/nothing").pull()
 
 
+def test_single_files_go_up_and_come_back_and_folders_are_listed_oldest_first(tmp_path):
+    local, remote = tmp_path / "study", tmp_path / "bucket" / "runs"
+    local.mkdir()
+    (local / "study.yaml").write_text("kind: intro\n")
+    uri = f"file://{remote}/s__1"
+    upload(local, uri, ["study.yaml", "results.csv"])                 # the absent one is skipped
+    assert sorted(p.name for p in (remote / "s__1").iterdir()) == ["study.yaml"]
+    assert is_file(join(uri, "study.yaml")) and not is_file(join(uri, "results.csv"))
+    assert download(uri, tmp_path / "back", ["study.yaml", "results.csv"]) == ["study.yaml"]
+    assert (tmp_path / "back" / "study.yaml").read_text() == "kind: intro\n"
+    (remote / "s__2").mkdir()
+    (remote / "other__1").mkdir()
+    os.utime(remote / "s__1", (1, 1))                                  # older than s__2
+    assert folders(f"file://{remote}", "s__") == ["s__1", "s__2"]
+    assert folders(f"file://{tmp_path}/nothing") == []
+    assert split(uri) == (f"file://{remote}", "s__1")
+
+
 def test_a_reinforce_run_is_written_to_a_uri_and_resumed_from_it(ray_address, tmp_path):
     store = tmp_path / "bucket"
     env = {**os.environ, "LABRUN_HOME": str(tmp_path / "home"), "COLUMNS": "400"}  # no wrapping
@@ -84,9 +105,44 @@ def test_a_reinforce_run_is_written_to_a_uri_and_resumed_from_it(ray_address, tm
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["iter_000004", "iter_000005"]
 
 
-def test_tune_runs_refuse_a_uri_before_starting_anything(tmp_path):
-    for argv in (["train", "configs/intro.yaml"], ["tune", "configs/mnist_sweep.yaml"]):
-        out = run_cli(*argv, "--runs-dir", "s3://bucket/runs",
+def test_a_sweep_is_stored_at_a_uri_crashed_trials_restore_from_it_and_it_resumes(ray_address,
+                                                                                    tmp_path):
+    from test_tune import write_sweep
+
+    store = tmp_path / "bucket"
+    env = {**os.environ, "LABRUN_HOME": str(tmp_path / "home"), "COLUMNS": "400"}
+    exp = {"name": "intro_t", "lab": "intro", "intro": {"epochs": 3, "steps_per_epoch": 20},
+           "trial": {"cpus": 1, "gpus": 0, "fail_once_after_epoch": 1}}   # each trial crashes once
+    sweep = write_sweep(tmp_path, {"intro.lr": {"grid": [0.002, 0.02]}}, experiment=exp,
+                        max_concurrent_trials=2)
+    out = run_cli("tune", str(sweep), "--address", ray_address, "--runs-dir", f"file://{store}", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (folder,) = store.iterdir()
+    for name in ("study.yaml", "experiment.yaml", "results.csv", "best_config.yaml",
+                 "comparison.png", "tuner.pkl"):                        # ours and Tune's, together
+        assert (folder / name).is_file(), name
+    trials = sorted(p for p in folder.iterdir() if (p / "result.json").is_file())
+    assert len(trials) == 2
+    for trial in trials:
+        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert [r["counters/epoch"] for r in rows] == [1, 2, 3]       # restored, not restarted
+        assert (trial / "injected_failure").is_file() and (trial / "finished").is_file()
+        assert list((trial / "images").glob("events.out.tfevents.*"))  # the trial's own files
+        assert list(trial.glob("checkpoint_*"))
+    assert [r["status"] for r in read_results(folder)] == ["ok", "ok"]
+    assert f"file://{folder}" in out.stdout
+
+    again = run_cli("resume", f"file://{folder}", "--address", ray_address, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming intro trial(s): file://{folder}" in again.stdout
+    assert [r["status"] for r in read_results(folder)] == ["ok", "ok"]
+
+
+def test_an_unusable_uri_is_refused_before_anything_runs(tmp_path):
+    for argv in (["train", "configs/intro.yaml"], ["tune", "configs/mnist_sweep.yaml"],
+                 ["train", "configs/cartpole.yaml"]):
+        out = run_cli(*argv, "--runs-dir", "nosuch://bucket/runs",
                       env={**os.environ, "LABRUN_HOME": str(tmp_path)})
-        assert out.returncode == 2, out.stdout + out.stderr
-        assert "cloud storage is for REINFORCE runs so far" in out.stderr
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "storage nosuch://bucket/runs: pyarrow cannot open it" in out.stderr
+        assert "running" not in out.stdout and "Traceback" not in out.stderr
