@@ -13,8 +13,8 @@ In one run, on the same cores:
   Target: <= 10.
 
 This machine's speed drifts by tens of percent between minutes, so the two alternate: embedded,
-cluster, embedded, cluster, embedded (a fresh cluster each time, and no cluster running while
-embedded Ray is measured).
+cluster, embedded, ..., embedded (``ROUNDS`` cluster readings, a fresh cluster each time, and no
+cluster running while embedded Ray is measured).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _on_cluster() -> tuple[float, dict]:
     return rate, {"nodes": nodes, "cpus_per_node": 1}
 
 
-ROUNDS = 2
+ROUNDS = 4   # cluster readings; embedded ones before, between and after them
 
 
 def run() -> dict:

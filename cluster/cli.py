@@ -498,10 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(supervised labs)")
     add_run_options(p)
     p.add_argument("--runs-dir", default=None, help="parent folder of the run folder "
-                                                    "(default: output.runs_dir of the config); "
-                                                    "a REINFORCE run may name a URI (s3://bucket/"
-                                                    "runs...): written locally, copied there "
-                                                    "after every checkpoint")
+                                                    "(default: output.runs_dir of the config), or "
+                                                    "a pyarrow URI (s3://bucket/runs, gs://..., "
+                                                    "file://...): a REINFORCE run is written "
+                                                    "locally and copied there after every "
+                                                    "checkpoint; a lab's trial writes there itself")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="sweep hyperparameters of an experiment with Ray Tune",
@@ -512,9 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="sweep file, e.g. configs/mnist_sweep.yaml")
     add_run_options(p)
     p.add_argument("--runs-dir", default=None, help="parent folder of the sweep folder "
-                                                    "(default: the experiment's output.runs_dir)")
+                                                    "(default: the experiment's output.runs_dir), "
+                                                    "or a pyarrow URI (s3://bucket/runs...) the "
+                                                    "trials write to")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="SWEEP_DIR",
-                   help="continue an interrupted sweep: the latest one of this name, or SWEEP_DIR")
+                   help="continue an interrupted sweep: the latest one of this name (under "
+                        "--runs-dir), or SWEEP_DIR (a folder or URI)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("resume", help="continue a run from its last checkpoint",
@@ -524,9 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lab's run or a sweep folder continues its unfinished trials "
                                    "through Tune, each from its last checkpoint.")
     p.add_argument("run_dir", help="the run folder, e.g. runs/cartpole__0__20261128-101500, or a "
-                                   "lab's run or sweep folder, or a REINFORCE run's URI "
-                                   "(s3://bucket/runs/cartpole__0__...; fetched, continued, "
-                                   "copied back)")
+                                   "lab's run or sweep folder, or either's URI "
+                                   "(s3://bucket/runs/cartpole__0__...: a REINFORCE run is "
+                                   "fetched, continued and copied back; Tune continues a lab's "
+                                   "run or sweep there)")
     add_run_options(p)
     p.set_defaults(func=cmd_resume)
 
@@ -599,8 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, as for train (checked before submitting)")
     p.add_argument("--storage", default=None, metavar="PATH_OR_URI",
-                   help="runs folder every node can reach (a shared file system), or for "
-                        "REINFORCE runs a pyarrow URI (s3://bucket/runs, gs://..., file://...); default: "
+                   help="runs folder every node can reach (a shared file system), or a "
+                        "pyarrow URI (s3://bucket/runs, gs://..., file://...); default: "
                         "this checkout's runs/ for a cluster on this machine, else the config's "
                         "output.runs_dir inside the job's working directory")
     p.add_argument("--install", dest="install", action="store_true", default=None,

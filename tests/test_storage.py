@@ -132,10 +132,12 @@ def test_a_sweep_is_stored_at_a_uri_crashed_trials_restore_from_it_and_it_resume
     assert [r["status"] for r in read_results(folder)] == ["ok", "ok"]
     assert f"file://{folder}" in out.stdout
 
-    again = run_cli("resume", f"file://{folder}", "--address", ray_address, env=env)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert f"resuming intro trial(s): file://{folder}" in again.stdout
-    assert [r["status"] for r in read_results(folder)] == ["ok", "ok"]
+    for argv in (["resume", f"file://{folder}"],                          # by its URI
+                 ["tune", str(sweep), "--runs-dir", f"file://{store}", "--resume"]):   # the latest
+        again = run_cli(*argv, "--address", ray_address, env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"resuming intro trial(s): file://{folder}" in again.stdout
+        assert [r["status"] for r in read_results(folder)] == ["ok", "ok"]
 
 
 def test_an_unusable_uri_is_refused_before_anything_runs(tmp_path):
