@@ -16,7 +16,8 @@ import traceback
 from pathlib import Path
 
 from cluster.schema import ConfigError
-from cluster.storage import Mirror, StorageError, is_uri, join, open_uri, staging_dir
+from cluster.storage import (Mirror, StorageError, folders, is_file, is_uri, join, open_uri,
+                             staging_dir)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -55,8 +56,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from cluster import checkpoint
     from cluster.experiment import check_env, dump_experiment, load_experiment
     from cluster.outputs import CONFIG_FILE
-
-    from cluster.storage import is_file
     from cluster.tune_runner import STUDY_FILE
 
     if is_uri(args.run_dir) and is_file(join(args.run_dir, STUDY_FILE)):  # Tune's, continued there
@@ -155,8 +154,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
         new = Study.from_sweep(sweep, args.runs_dir)
         prefix = f"{sweep.cfg.name}__"
         if new.storage:
-            from cluster.storage import folders
-
             found = [join(new.storage, name) for name in folders(new.storage, prefix)]
         else:
             found = [str(p) for p in sorted(new.runs_dir.glob(f"{prefix}*"), key=lambda p: p.stat().st_mtime)]

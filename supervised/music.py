@@ -202,7 +202,6 @@ def unshare_marks(score) -> int:
     """
     import copy
 
-
     seen: set[int] = set()
     copied = 0
     for container in score.recurse(streamsOnly=True, includeSelf=True):
@@ -216,7 +215,8 @@ def unshare_marks(score) -> int:
 
 
 def midi_bytes(score) -> bytes:
-    """A standard MIDI file of the score; InvalidTune if music21 cannot write one."""
+    """A standard MIDI file of the score; InvalidTune if music21 cannot write one. A score whose
+    repeats music21 cannot unfold is changed in place to play straight through (``drop_repeats``)."""
     from music21.midi import translate
     from music21.repeat import ExpanderException
 

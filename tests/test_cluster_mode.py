@@ -212,8 +212,13 @@ def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tm
         followed = run_cli("logs", job, "--follow", env=env, timeout=400)
         assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout
         after = rows()
-        assert [r["counters/epoch"] for r in after] == list(range(1, 9))  # restored, not restarted
+        epochs = [r["counters/epoch"] for r in after]
         killed_at = len(before)
+        # Restored, not restarted: each epoch at most once, up to the last. The row of the epoch
+        # in flight when the node died can be missing (seen once in CI: rows 1, 2, 4-8, the trial
+        # continuing from epoch 3's checkpoint); any other gap fails.
+        assert epochs == sorted(set(epochs)) and epochs[-1] == 8, epochs
+        assert set(range(1, 9)) - set(epochs) <= {killed_at + 1}, epochs
         assert {r["pid"] for r in after[:killed_at]} == {trial.pid}
         assert {r["pid"] for r in after[killed_at + 1:]}.isdisjoint({trial.pid})   # elsewhere now
     finally:
