@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cluster.schema import ConfigError
 from cluster.storage import (Mirror, StorageError, folders, is_file, is_uri, join, open_uri,
-                             staging_dir)
+                             split, staging_dir)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -58,20 +58,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from cluster.outputs import CONFIG_FILE
     from cluster.tune_runner import STUDY_FILE
 
-    if is_uri(args.run_dir) and is_file(join(args.run_dir, STUDY_FILE)):  # Tune's, continued there
-        if args.set:
+    uri = is_uri(args.run_dir)
+    if is_file(join(args.run_dir, STUDY_FILE)) if uri else (Path(args.run_dir) / STUDY_FILE).is_file():
+        if args.set:   # a lab's run or a sweep: Tune continues it, at its URI if it has one
             raise UsageError("--set: a Tune run or sweep continues with the settings it started with")
         return _resume_study(args.run_dir, args.address)
     mirror = None
-    if is_uri(args.run_dir):            # fetched into the staging folder, continued, copied back
-        parent, _, name = args.run_dir.rstrip("/").rpartition("/")
+    if uri:                             # fetched into the staging folder, continued, copied back
+        parent, name = split(args.run_dir)
         mirror = Mirror(staging_dir(parent) / name, args.run_dir.rstrip("/"))
         print(f"fetching {args.run_dir}: {mirror.pull()} files")
         args.run_dir = str(mirror.local)
-    if (Path(args.run_dir) / STUDY_FILE).is_file():  # a lab's run or a sweep: Tune continues it
-        if args.set:
-            raise UsageError("--set: a Tune run or sweep continues with the settings it started with")
-        return _resume_study(Path(args.run_dir), args.address)
     run_dir = _existing_run_dir(args.run_dir)
     cfg = load_experiment(run_dir / CONFIG_FILE, args.set)
     ckpt = checkpoint.latest(run_dir / "checkpoints")

@@ -189,9 +189,10 @@ class Study:
     def load(where: str | Path) -> "Study":
         """The study of a run or sweep folder, or of its storage URI, that Tune can restore;
         ValueError if it is not one. From a URI, labrun's files are fetched to the staging folder."""
-        uri = None
+        uri = parent = None
         if storage.is_uri(str(where)):
-            uri, (parent, name) = str(where).rstrip("/"), storage.split(str(where))
+            uri = str(where).rstrip("/")
+            parent, name = storage.split(uri)
             folder = storage.staging_dir(parent) / name
             storage.download(uri, folder, OUR_FILES)
             has_tuner = storage.is_file(storage.join(uri, TUNER_FILE))
@@ -203,14 +204,15 @@ class Study:
         data = yaml.safe_load((folder / STUDY_FILE).read_text())
         space = {k: (kind, args) for k, (kind, args) in (data.get("space") or {}).items()}
         return Study(data["kind"], folder.name, folder.parent, data["experiment"], space,
-                     data["metric"], data["mode"], storage=uri and storage.split(uri)[0])
+                     data["metric"], data["mode"], storage=parent)
 
 
 def _where(runs_dir: str) -> tuple[Path, str | None]:
     """(local folder for labrun's files, storage URI or None) of a runs_dir or URI."""
     if storage.is_uri(runs_dir):
-        storage.open_uri(runs_dir)   # a bad scheme or missing credentials: said before anything runs
-        return storage.staging_dir(runs_dir.rstrip("/")), runs_dir.rstrip("/")
+        uri = runs_dir.rstrip("/")
+        storage.open_uri(uri)        # a bad scheme or missing credentials: said before anything runs
+        return storage.staging_dir(uri), uri
     return Path(runs_dir).resolve(), None
 
 

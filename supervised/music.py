@@ -244,11 +244,10 @@ def drop_repeats(score) -> int:
             if isinstance(getattr(measure, side), bar.Repeat):
                 setattr(measure, side, bar.Barline("regular"))
                 changed += 1
-    for bracket in list(score.recurse().getElementsByClass("RepeatBracket")):
-        for site in list(bracket.sites.get()):
-            if hasattr(site, "remove") and bracket in site:
-                site.remove(bracket)
-        changed += 1
+    for container in score.recurse(streamsOnly=True, includeSelf=True):
+        for bracket in list(container.getElementsByClass("RepeatBracket")):
+            container.remove(bracket)
+            changed += 1
     return changed
 
 
