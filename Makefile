@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-pong bench-music install clean
+.PHONY: run test test-fast lint bench bench-pong bench-music install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ run: $(STAMP)
 ## test: set up, then run the whole test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## test-fast: set up, then the unit tests only (no Ray, no training through the CLI): the edit-test loop
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+## lint: set up, then ruff (rules in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check rl supervised cluster benchmarks tests
 
 ## bench: set up, then run the benchmarks (tables on screen, JSON in benchmarks/results/)
 bench: $(STAMP)

@@ -72,10 +72,9 @@ def sampling_steps_per_s(num_workers: int, seconds: float) -> float:
     """Steps per second gathered by ``num_workers`` Ray rollout workers with a fixed policy."""
     import ray
 
-    from cluster.workers import WorkerGroup
+    from cluster.config.rl_experiment import load_experiment
+    from cluster.reinforce.workers import WorkerGroup
     from rl.config import RolloutConfig
-
-    from cluster.experiment import load_experiment
 
     cfg = load_experiment(REPO / "configs" / "cartpole.yaml")
     rollout = RolloutConfig(num_workers=num_workers, envs_per_worker=cfg.rollout.envs_per_worker,
@@ -96,7 +95,7 @@ def sampling_steps_per_s(num_workers: int, seconds: float) -> float:
 
 
 def run() -> dict:
-    from cluster.session import RaySession
+    from cluster.infra.session import RaySession
 
     with tempfile.TemporaryDirectory(prefix="labrun-bench-") as tmp:
         solves = [solve_once(seed, Path(tmp)) for seed in SEEDS]

@@ -29,15 +29,15 @@ TARGET_OVERHEAD_PCT = 10.0
 
 
 def _embedded() -> float:
-    from cluster.session import RaySession
+    from cluster.infra.session import RaySession
 
     with RaySession(num_cpus=2):
         return sampling_steps_per_s(2, MEASURE_S)
 
 
 def _on_cluster() -> tuple[float, dict]:
-    from cluster import local_cluster
-    from cluster.session import RaySession
+    from cluster.infra import local_cluster
+    from cluster.infra.session import RaySession
 
     with tempfile.TemporaryDirectory(prefix="labrun-bench-home-") as home:
         previous = os.environ.get(local_cluster.STATE_ENV)

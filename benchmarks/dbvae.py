@@ -122,7 +122,7 @@ def run() -> dict:
 def _plot(table: dict, best: str, path: Path) -> None:
     """The course's bar plot of the means over seeds: the standard CNN beside the DB-VAE at the
     best alpha, per group."""
-    from supervised.dbvae import render_group_plot, save_png
+    from supervised.render import render_group_plot, save_png
 
     metrics = {}
     for prefix, name in (("eval", best), ("baseline", "standard")):

@@ -42,14 +42,14 @@ CNN_CONFIG = "configs/pong.yaml"
 
 
 def _load(config: str):
-    from cluster.experiment import load_experiment
+    from cluster.config.rl_experiment import load_experiment
 
     return load_experiment(REPO / config)
 
 
 def _random_weights(cfg, rng: np.random.Generator) -> list[np.ndarray]:
     """Glorot-scaled random weights of the config's policy (a fixed, untrained policy)."""
-    from cluster.experiment import check_env
+    from cluster.config.rl_experiment import check_env
     from rl.networks import build_policy
 
     obs_shape, num_actions = check_env(cfg, "bench")
@@ -79,7 +79,7 @@ def sampling_frames_per_s(config: str, num_workers: int, seconds: float) -> floa
     """Frames per second gathered by ``num_workers`` Ray rollout workers with a fixed policy."""
     import ray
 
-    from cluster.workers import WorkerGroup
+    from cluster.reinforce.workers import WorkerGroup
     from rl.envs import frameskip
 
     cfg = _load(config)
@@ -118,7 +118,7 @@ def training_frames_per_s(config: str, iterations: int) -> dict:
 
 def run() -> dict:
     """``make bench``: throughput only (a few minutes)."""
-    from cluster.session import RaySession
+    from cluster.infra.session import RaySession
 
     raw_before = raw_frames_per_s(CONFIG, MEASURE_S / 2)
     sampling = {}

@@ -67,11 +67,11 @@ def plain_keras_epoch_s(epochs: int = 3) -> list[float]:
     os.environ.setdefault("LABRUN_DATA_DIR", data_env().get("LABRUN_DATA_DIR", ""))
     import keras
 
-    from cluster.labs import load_any
+    from cluster.labs import load
     from supervised.data import load_mnist
     from supervised.models import build_mnist_model
 
-    _, exp = load_any(REPO / "configs" / "mnist.yaml")
+    _, exp = load(REPO / "configs" / "mnist.yaml")
     cfg = exp.mnist
     (x_train, y_train), (x_test, y_test) = load_mnist(cfg.data_path)
     x_train = x_train[:cfg.train_limit].astype(np.float32)[..., None] / 255.0
@@ -120,11 +120,12 @@ def run() -> dict:
 
 
 def run_music() -> dict:
-    from cluster.labs import load_any
-    from supervised.music import check_tune, find_checkpoint, load_generator, sample_songs
+    from cluster.labs import load
+    from supervised.music_check import check_tune
+    from supervised.music_generation import find_checkpoint, load_generator, sample_songs
     from supervised.tunes import load_songs
 
-    cfg = load_any(REPO / "configs" / "music.yaml")[1].music
+    cfg = load(REPO / "configs" / "music.yaml")[1].music
 
     keep = os.environ.get(KEEP_RUNS_ENV)
     with tempfile.TemporaryDirectory() as scratch:

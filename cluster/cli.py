@@ -1,4 +1,6 @@
-"""``labrun``: the command line. Parses, builds, runs; it holds no algorithm.
+"""``labrun``: the command line. Parses and dispatches; each command's work lives with its concern
+(``cluster/reinforce/commands.py``, ``cluster/tuning/commands.py``, ``cluster/infra/commands.py``),
+and the lab an experiment file names is looked up in the registry (``cluster/labs.py``).
 
 Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C, after a final checkpoint).
 """
@@ -6,339 +8,66 @@ Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C, after a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import traceback
-from pathlib import Path
 
-from cluster.schema import ConfigError
-from cluster.storage import (Mirror, StorageError, folders, is_file, is_uri, join, open_uri,
-                             split, staging_dir)
+from rich.console import Console
+from rich.table import Table
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """Bad input that is not a config key: a missing run folder, no checkpoint to resume."""
-
+from cluster import labs
+from cluster.config.reference import markdown
+from cluster.config.schema import ConfigError, describe_fields
+from cluster.config.sweep import SweepConfig
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from cluster.infra import commands as infra
+from cluster.infra.session import ClusterError
+from cluster.reinforce import commands as reinforce
+from cluster.tuning import commands as tuning
 
 # ---------------------------------------------------------------------------------- commands
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cluster.experiment import check_env, dump_experiment
-    from cluster.labs import load_any
-    from cluster.outputs import CONFIG_FILE, new_run_dir
-
-    kind, cfg = load_any(args.config, args.set)
-    runs_dir = args.runs_dir or cfg.output.runs_dir
-    if kind != "rl":
-        from cluster.tune_runner import Study
-
-        return _run_study(Study.single(kind, cfg, args.runs_dir), args.address)
-    obs_shape, num_actions = check_env(cfg, args.config)
-    mirror = None
-    if is_uri(runs_dir):                # written here, copied there after every checkpoint
-        open_uri(runs_dir)              # a bad scheme or missing credentials: say so now
-        run_dir = new_run_dir(staging_dir(runs_dir), cfg.name, cfg.seed)
-        mirror = Mirror(run_dir, join(runs_dir, run_dir.name))
-    else:
-        run_dir = new_run_dir(runs_dir, cfg.name, cfg.seed)
-    dump_experiment(cfg, run_dir / CONFIG_FILE)
-    return _run(cfg, run_dir, obs_shape, num_actions, args.address, resume=None, mirror=mirror)
+    lab, cfg = labs.load(args.config, args.set)
+    return lab.train(cfg, source=args.config, runs_dir=args.runs_dir, address=args.address)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from cluster import checkpoint
-    from cluster.experiment import check_env, dump_experiment, load_experiment
-    from cluster.outputs import CONFIG_FILE
-    from cluster.tune_runner import STUDY_FILE
-
-    uri = is_uri(args.run_dir)
-    if is_file(join(args.run_dir, STUDY_FILE)) if uri else (Path(args.run_dir) / STUDY_FILE).is_file():
-        if args.set:   # a lab's run or a sweep: Tune continues it, at its URI if it has one
+    if tuning.is_study(args.run_dir):   # a lab's run or a sweep: Tune continues it
+        if args.set:
             raise UsageError("--set: a Tune run or sweep continues with the settings it started with")
-        return _resume_study(args.run_dir, args.address)
-    mirror = None
-    if uri:                             # fetched into the staging folder, continued, copied back
-        parent, name = split(args.run_dir)
-        mirror = Mirror(staging_dir(parent) / name, args.run_dir.rstrip("/"))
-        print(f"fetching {args.run_dir}: {mirror.pull()} files")
-        args.run_dir = str(mirror.local)
-    run_dir = _existing_run_dir(args.run_dir)
-    cfg = load_experiment(run_dir / CONFIG_FILE, args.set)
-    ckpt = checkpoint.latest(run_dir / "checkpoints")
-    if ckpt is None:
-        raise UsageError(f"{run_dir}: no checkpoint to resume from")
-    obs_shape, num_actions = check_env(cfg, str(run_dir / CONFIG_FILE))
-    if args.set:
-        dump_experiment(cfg, run_dir / CONFIG_FILE)
-    return _run(cfg, run_dir, obs_shape, num_actions, args.address, resume=checkpoint.load(ckpt),
-                mirror=mirror)
-
-
-def _run(cfg, run_dir: Path, obs_shape, num_actions, address: str | None, resume,
-         mirror: Mirror | None = None) -> int:
-    from cluster.console import ConsoleProgress
-    from cluster.session import RaySession
-    from cluster.trainer import Trainer, prefetch_tensorflow
-
-    progress = ConsoleProgress(cfg.output.console_every_s)
-    progress.console.print(f"run folder: {run_dir}" + (f" (copied to {mirror.uri} after every "
-                                                       f"checkpoint)" if mirror else ""))
-    prefetch_tensorflow(cfg)
-
-    def push_after_checkpoint(metrics, ckpt) -> None:  # the Trainer's on_iteration hook
-        if ckpt is not None:
-            try:
-                mirror.push()
-            except StorageError as err:  # the run goes on; the next checkpoint's push retries
-                progress.console.print(f"could not copy the run to storage: {err}")
-    try:
-        with RaySession(address=address):
-            result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume,
-                             progress=progress,
-                             on_iteration=push_after_checkpoint if mirror else None).run()
-    except KeyboardInterrupt:  # Ctrl-C while Ray was starting or stopping
-        progress.console.print("interrupted")
-        return EXIT_INTERRUPTED
-    except Exception:
-        with open(run_dir / "run.log", "a") as log:
-            log.write(traceback.format_exc())
-        raise
-    finally:
-        stored = True
-        if mirror is not None:
-            try:
-                mirror.push()   # the final checkpoint and logs (also after a failure or Ctrl-C)
-            except StorageError as err:
-                stored = False
-                progress.console.print(f"error: could not copy the run to storage: {err}; it is "
-                                       f"complete in {run_dir}")
-    s, m = result.state, result.last_metrics
-    rows = [
-        ("stopped", result.stop_reason),
-        ("iterations", f"{s.iteration:,}"),
-        ("env steps", f"{s.env_steps:,}"),
-        ("episodes", f"{s.episodes:,}"),
-        ("train time", f"{s.train_time_s:.1f} s"),
-        (f"return (last {len(s.recent_returns)})",
-         f"{m['rollout/episode_return_mean']:.1f}" if "rollout/episode_return_mean" in m else "-"),
-        ("best return mean", f"{s.best_return_mean:.1f}" if s.best_return_mean is not None else "-"),
-        ("env steps/s", f"{s.env_steps / max(s.train_time_s, 1e-9):,.0f}"),
-        ("worker restarts", str(s.worker_restarts)),
-        ("run folder", str(run_dir)),
-        *([("stored at", mirror.uri)] if mirror else []),
-    ]
-    progress.summary(f"labrun: {cfg.name}", rows)
-    if not stored:
-        return EXIT_FAILED
-    return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
+        return tuning.resume_study(args.run_dir, labs.LABS, args.address)
+    return reinforce.resume(args.run_dir, args.set, args.address)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from cluster.sweep import load_sweep
-    from cluster.tune_runner import Study
-
-    sweep = load_sweep(args.config, args.set)
-    if args.resume is None:
-        return _run_study(Study.from_sweep(sweep, args.runs_dir), args.address)
-    if args.resume == "latest":
-        new = Study.from_sweep(sweep, args.runs_dir)
-        prefix = f"{sweep.cfg.name}__"
-        if new.storage:
-            found = [join(new.storage, name) for name in folders(new.storage, prefix)]
-        else:
-            found = [str(p) for p in sorted(new.runs_dir.glob(f"{prefix}*"), key=lambda p: p.stat().st_mtime)]
-        if not found:
-            raise UsageError(f"--resume: no earlier sweep {sweep.cfg.name!r} under "
-                             f"{new.storage or new.runs_dir}")
-        return _resume_study(found[-1], args.address)
-    return _resume_study(args.resume, args.address)
-
-
-def _resume_study(folder: str | Path, address: str | None) -> int:
-    from cluster.tune_runner import Study
-
-    try:
-        study = Study.load(folder)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    return _run_study(study, address, resume=True)
-
-
-def _run_study(study, address: str | None, resume: bool = False) -> int:
-    """Runs a lab's trial(s) through Tune and prints the results table."""
-    from rich.console import Console
-
-    from cluster.session import RaySession
-    from cluster.tune_runner import BEST_FILE, PLOT_FILE, RESULTS_FILE, run_trials, summarise
-
-    console = Console(highlight=False)
-    console.print(f"{'resuming' if resume else 'running'} {study.kind} trial(s): {study.location}")
-    if not resume:
-        study.save()
-    with RaySession(address=address):
-        results = run_trials(study, resume=resume)
-    rows = summarise(study, results)
-    from rich.table import Table
-
-    table = Table(title=f"labrun: {study.name} (best first by {study.metric}, {study.mode})",
-                  title_justify="left")
-    columns = ["trial", *study.space, study.metric, "epochs", "status"]
-    for column in columns:
-        table.add_column(column.split(".")[-1] if column in study.space else column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(row[c]) for c in columns))
-    console.print(table)
-    outputs = Table(show_header=False)
-    stored = [("stored at", f"{study.location} (Tune's trials, checkpoints and TensorBoard files; "
-                            f"copies of the files above)")] if study.storage else []
-    for key, value in (("folder", study.folder), ("results", study.folder / RESULTS_FILE),
-                       ("best config", study.folder / BEST_FILE),
-                       ("comparison", study.folder / PLOT_FILE), *stored,
-                       ("tensorboard", f"labrun tensorboard {study.folder}" if not study.storage
-                        else f"tensorboard --logdir {study.location} (where TensorFlow reads that scheme)")):
-        outputs.add_row(key, str(value))
-    console.print(outputs)
-    unfinished = [r for r in rows if r["status"] == "unfinished"]
-    if unfinished:
-        console.print(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
-                      f"labrun resume {study.location}", soft_wrap=True)  # a path to copy, unbroken
-        return EXIT_INTERRUPTED
-    failed = [r for r in rows if r["status"] == "error"]
-    if failed:
-        console.print(f"error: {len(failed)} trial(s) failed after their restarts; see "
-                      f"{failed[0]['path']}/error.txt", soft_wrap=True)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _cell(value) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+    sweep = labs.load_sweep(args.config, args.set)
+    return tuning.tune(sweep, args.runs_dir, args.address, args.resume, labs.LABS)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cluster import checkpoint
-    from cluster.experiment import check_env, load_experiment
-    from cluster.outputs import CONFIG_FILE
-    from rl.evaluation import evaluate
-
-    run_dir = _existing_run_dir(args.run_dir)
-    cfg = load_experiment(run_dir / CONFIG_FILE)
-    check_env(cfg, str(run_dir / CONFIG_FILE))
-    ckpt = checkpoint.latest(run_dir / "checkpoints")
-    if ckpt is None:
-        raise UsageError(f"{run_dir}: no checkpoint to evaluate")
-    learner_state, counters = checkpoint.load(ckpt)
-    metrics = evaluate(cfg.env, cfg.policy, learner_state["weights"], args.episodes,
-                       seed=cfg.seed if args.seed is None else args.seed, greedy=not args.sample)
-    metrics["eval/checkpoint_iteration"] = float(counters["iteration"])
-    (run_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
-    from cluster.console import ConsoleProgress
-
-    rows = [(k.removeprefix("eval/"), f"{v:.2f}") for k, v in metrics.items()]
-    if args.video:
-        rows += [(f"video ({kind})", str(path)) for kind, path in _eval_video(
-            cfg, learner_state["weights"], run_dir, counters["iteration"], args)]
-    ConsoleProgress().summary(
-        f"labrun eval: {run_dir.name} ({'sampled' if args.sample else 'greedy'} actions, "
-        f"checkpoint {ckpt.name})", rows)
-    return EXIT_OK
-
-
-def _eval_video(cfg, weights, run_dir: Path, iteration: int, args) -> list[tuple[str, Path]]:
-    """One more episode, rendered: an MP4 and a GIF in RUN_DIR/videos/."""
-    from rl.video import VideoUnavailable, record_episode, write_gif, write_mp4
-
-    try:
-        episode = record_episode(cfg.env, cfg.policy, weights,
-                                 seed=cfg.seed if args.seed is None else args.seed,
-                                 greedy=not args.sample, max_steps=args.video_steps)
-    except VideoUnavailable as err:
-        raise UsageError(f"--video: {err}") from None
-    stem = run_dir / "videos" / f"eval_iter{iteration:06d}"
-    return [("mp4", write_mp4(episode.frames, stem.with_suffix(".mp4"), episode.fps)),
-            ("gif", write_gif(episode.frames, stem.with_suffix(".gif"), episode.fps))]
+    return reinforce.evaluate(args.run_dir, args.episodes, args.seed, args.sample, args.video,
+                              args.video_steps)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from supervised.music import (CheckpointNotFound, find_checkpoint, find_renderer,
-                                  load_generator, sample_songs, write_songs)
-
-    try:
-        folder = find_checkpoint(args.run_dir)
-    except CheckpointNotFound as err:
-        raise UsageError(str(err)) from None
-    rnn, vocab, counters = load_generator(folder)
-    saved = counters.get("generation", {})
-    out = Path(args.out) if args.out else Path(args.run_dir) / "generated"
-    renderer = find_renderer()
-    console = Console(highlight=False)
-    console.print(f"checkpoint: {folder} (epoch {counters.get('epoch')})")
-    console.print("audio: " + ("no MIDI synthesiser on PATH (timidity, fluidsynth); the built-in "
-                               "additive one plays the .wav files" if renderer == "builtin"
-                               else f"{renderer} plays the .wav files"))
-    tunes = sample_songs(rnn, vocab, args.songs, length=args.length or saved.get("length", 1000),
-                         temperature=args.temperature or saved.get("temperature", 1.0),
-                         start_string=saved.get("start_string", "X"), seed=args.seed)
-    reports = write_songs(out, tunes, renderer)
-    table = Table(title=f"labrun generate: {len(reports)} tunes in {out}", title_justify="left")
-    for column in ("song", "title", "valid", "reason", "files"):
-        table.add_column(column, overflow="fold")
-    for r in reports:
-        table.add_row(r.name, r.title or "-", "yes" if r.valid else "no",
-                      r.reason + ("" if r.complete else " (cut off)"), " ".join(r.files))
-    console.print(table)
-    valid = sum(r.valid for r in reports)
-    console.print(f"valid: {valid} of {len(reports)} ({valid / max(len(reports), 1):.0%})")
-    return EXIT_OK
+    return tuning.generate(args.run_dir, args.songs, args.temperature, args.length, args.seed,
+                           args.out)
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    logdir = Path(args.runs_dir)
-    if not logdir.is_dir():
-        raise UsageError(f"{logdir}: no such folder (train something first, or name the runs folder)")
-    port = args.port or _free_port()
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-           "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    if proc.poll() is not None:
-        print(f"error: TensorBoard exited: {proc.stderr.read().strip()[-500:]}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
-    try:
-        return EXIT_OK if proc.wait() == 0 else EXIT_FAILED
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
-        return EXIT_OK
+    return infra.tensorboard(args.runs_dir, args.port)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from cluster.schema import describe_fields
-    from cluster.sweep import SweepConfig, experiment_class
-
-    if args.kind == "sweep":
+    if args.markdown:
+        print(markdown((name, lab.experiment) for name, lab in labs.LABS.items()), end="")
+        return EXIT_OK
+    if args.lab == "sweep":
         cls, title = SweepConfig, "sweep file keys (labrun tune)"
     else:
-        cls, title = experiment_class(args.kind), f"experiment file keys, lab: {args.kind}"
+        cls, title = labs.LABS[args.lab].experiment, f"experiment file keys, lab: {args.lab}"
     table = Table(title=title, title_justify="left")
     for column in ("key", "expected", "default", "meaning"):
         table.add_column(column, overflow="fold")
@@ -349,118 +78,31 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from cluster import jobs
-
-    if args.tune:   # checked here first: a bad file is refused before anything is uploaded
-        from cluster.sweep import load_sweep
-
-        load_sweep(args.config, args.set)
-    else:
-        from cluster.labs import load_any
-
-        load_any(args.config, args.set)
-    client = jobs.connect(args.address)
-    job_id = jobs.submit(client, "tune" if args.tune else "train", args.config, args.set,
-                         args.storage, args.install)
-    print(f"submitted {job_id} to {client.labrun_address}", flush=True)
-    if args.no_wait:
-        print(f"follow it with `labrun logs {job_id} --follow`; stop it with `labrun stop {job_id}`")
-        return EXIT_OK
-    try:
-        status = jobs.follow(client, job_id)
-    except KeyboardInterrupt:
-        print(f"\nstopped following; the job goes on: `labrun logs {job_id} --follow`, "
-              f"`labrun stop {job_id}`", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"job {job_id}: {status}")
-    return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+    # The file is checked here first: a bad one is refused before anything is uploaded.
+    (labs.load_sweep if args.tune else labs.load)(args.config, args.set)
+    return infra.submit("tune" if args.tune else "train", args.config, args.set, args.address,
+                        args.storage, args.install, wait=not args.no_wait)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from cluster import jobs
-
-    client = jobs.connect(args.address)
-    table = Table(title=f"jobs at {client.labrun_address}", title_justify="left")
-    for column in ("job", "status", "started"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("entrypoint", overflow="fold")
-    for job in jobs.list_jobs(client):
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time / 1000)) \
-            if job.start_time else ""
-        table.add_row(job.submission_id or job.job_id or "", str(job.status.value), started,
-                      job.entrypoint)
-    Console().print(table)
-    return EXIT_OK
+    return infra.list_jobs(args.address)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from cluster import jobs
-
-    client = jobs.connect(args.address)
-    if not args.follow:
-        print(jobs.logs(client, args.job), end="")
-        return EXIT_OK
-    status = jobs.follow(client, args.job)
-    print(f"job {args.job}: {status}")
-    return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+    return infra.logs(args.job, args.follow, args.address)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from cluster import jobs
-
-    client = jobs.connect(args.address)
-    stopped = jobs.stop(client, args.job)
-    print(f"job {args.job}: {'stopping' if stopped else 'had already ended'}")
-    return EXIT_OK
+    return infra.stop(args.job, args.address)
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from cluster import local_cluster
-
     if args.action == "up":
-        cluster = local_cluster.up(args.workers, args.cpus_per_node, args.host, head_cpus=args.head_cpus)
-        head = "" if cluster.head_cpus is None else f" (the head {cluster.head_cpus})"
-        print(f"Ray cluster up: a head and {cluster.workers} worker node(s), {cluster.cpus_per_node} "
-              f"CPU(s) each{head}, token authentication on\n"
-              f"  join (drivers, --address):  {cluster.gcs_address}\n"
-              f"  Jobs API and dashboard:     {cluster.dashboard_url}\n"
-              f"  submit:  labrun submit configs/cartpole.yaml\n"
-              f"  stop:    labrun cluster down")
-        return EXIT_OK
-    if args.action == "down":
-        cluster, stopped = local_cluster.down()
-        if cluster is None:
-            print(f"no cluster recorded in {local_cluster.state_path()}; nothing to stop")
-        else:
-            print(f"stopped the cluster at {cluster.gcs_address} ({stopped} processes)")
-        return EXIT_OK
-    cluster = local_cluster.LocalCluster.load()
-    if cluster is None:
-        print(f"no cluster recorded in {local_cluster.state_path()}")
-        return EXIT_FAILED
-    nodes = local_cluster.alive_nodes(cluster.dashboard_url)
-    print(f"cluster at {cluster.gcs_address} (Jobs API {cluster.dashboard_url}): {nodes} of "
-          f"{cluster.workers + 1} nodes alive, {len(cluster.processes())} processes")
-    return EXIT_OK if nodes else EXIT_FAILED
+        return infra.cluster_up(args.workers, args.cpus_per_node, args.host, args.head_cpus)
+    return infra.cluster_down() if args.action == "down" else infra.cluster_status()
 
 
-# --------------------------------------------------------------------------------- plumbing
-
-
-def _existing_run_dir(path: str) -> Path:
-    run_dir = Path(path)
-    if not (run_dir / "config.yaml").is_file():
-        raise UsageError(f"{run_dir}: not a run folder (it has no config.yaml)")
-    return run_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# ------------------------------------------------------------------------------------ parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -568,14 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.set_defaults(func=cmd_tensorboard)
 
-    from cluster.labs import KINDS
-
     p = sub.add_parser("keys", help="list every key an experiment or sweep file may set",
                        description="Every key of an experiment file of one lab (its top-level "
                                    "`lab` key; REINFORCE is 'rl'), or of a sweep file, with its "
                                    "type, bounds, default and meaning.")
-    p.add_argument("kind", nargs="?", default="rl", choices=[*KINDS, "sweep"],
+    p.add_argument("lab", nargs="?", default="rl", choices=[*labs.LABS, "sweep"],
                    help="rl (default), a supervised lab, or sweep")
+    p.add_argument("--markdown", action="store_true",
+                   help="every lab's keys and the sweep file's, as the Markdown of "
+                        "docs/configuration.md")
     p.set_defaults(func=cmd_keys)
 
     def add_jobs_address(p: argparse.ArgumentParser) -> None:
@@ -673,8 +316,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:
-        from cluster.session import ClusterError
-
         if not isinstance(err, ClusterError) and os.environ.get("LABRUN_DEBUG"):
             traceback.print_exc()
         print(f"error: {type(err).__name__}: {err}" if not isinstance(err, ClusterError)

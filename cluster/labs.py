@@ -1,140 +1,193 @@
-"""Experiment files of the supervised labs, and which lab class runs each.
+"""The lab registry: every lab labrun runs, REINFORCE included, and what it takes to run one.
 
-A file's top-level ``lab`` key picks its kind: ``rl`` (the default: REINFORCE, see
-``cluster/experiment.py``), ``mnist``, ``intro``, ``music`` or ``dbvae``. A lab's own settings
-sit under a key named after it; ``trial`` says what each Tune trial gets. The lab classes live in
-``supervised/`` and do not know about Tune: ``cluster/tune_runner.py`` runs them as trials.
+An experiment file's top-level ``lab`` key names its entry (``rl`` when absent). An entry knows
+its experiment file's config class, the metric a run of it is judged by, what it reports, how
+``labrun train`` runs it, and how one Tune trial of it runs (its trainable and resources), so
+nothing outside this file branches on a lab's name:
+
+- ``ReinforceLab`` (``rl``): rollout workers and a learner (``cluster/reinforce/``); ``labrun
+  train`` runs them directly, a sweep runs each trial in its own placement group.
+- ``SupervisedLab`` (``intro``, ``mnist``, ``music``, ``dbvae``): a class of ``supervised/``
+  that follows ``supervised.lab.Lab``, run as Tune trials (``cluster/tuning/``).
+
+To add a lab: its config class under ``supervised/config.py``, an experiment class in
+``cluster/config/lab_experiments.py``, the lab class in ``supervised/``, and one line in ``LABS``.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
-from cluster import schema
-from cluster.schema import ConfigError
-from supervised.config import DbvaeConfig, IntroConfig, MnistConfig, MusicConfig
-
-
-@dataclass(frozen=True)
-class TrialResources:
-    cpus: float = field(default=1.0, metadata={"gt": 0})
-    """CPUs Ray reserves for each trial."""
-    gpus: float | Literal["auto"] = field(default="auto", metadata={"ge": 0})
-    """GPUs for each trial: 'auto' gives a trial one GPU when the cluster has GPUs, else none;
-    fractions (e.g. 0.5) let trials share a GPU (TensorFlow's memory growth is on)."""
-    max_failures: int = field(default=2, metadata={"ge": 0})
-    """How many times a crashed trial is restarted from its last checkpoint."""
-    fail_once_after_epoch: int | None = field(default=None, metadata={"ge": 1})
-    """Fault injection for testing recovery: the trial raises once after this epoch."""
+from cluster.config import schema
+from cluster.config.lab_experiments import DbvaeExperiment, IntroExperiment, MnistExperiment, MusicExperiment
+from cluster.config.rl_experiment import ExperimentConfig, check_env, check_sweep_trial
+from cluster.config.schema import ConfigError
+from cluster.config.sweep import Sweep, SweepConfig, candidate_values, check_space, nested
+from cluster.reinforce import commands as reinforce_commands
+from cluster.reinforce import trial as reinforce_trial
+from cluster.reinforce.trainer import METRICS as REINFORCE_METRICS
+from cluster.tuning import commands as tuning_commands
+from cluster.tuning.trainable import lab_trainable
 
 
-@dataclass(frozen=True)
-class LabOutput:
-    runs_dir: str = "runs"
-    """Folder under which each run or sweep gets its own folder (Tune's storage path)."""
-    keep_checkpoints: int = field(default=2, metadata={"ge": 1})
-    """Checkpoints kept per trial (the latest ones)."""
+class TuneTrial(NamedTuple):
+    """How Tune runs one trial of a lab."""
+
+    trainable: Any              # the trainable, with its resources
+    max_failures: int           # restarts of a crashed trial, from its last checkpoint
+    keep_checkpoints: int
 
 
 @dataclass(frozen=True)
-class MnistExperiment:
-    name: str = field(default="mnist", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
-    seed: int = field(default=0, metadata={"ge": 0})
-    """Seed of the weights' initialisation and of the data order."""
-    lab: Literal["mnist"] = "mnist"
-    """Which lab this file runs."""
-    mnist: MnistConfig = field(default_factory=MnistConfig)
-    trial: TrialResources = field(default_factory=TrialResources)
-    output: LabOutput = field(default_factory=LabOutput)
+class ReinforceLab:
+    """REINFORCE on Gymnasium environments: rollout workers, a learner, weights broadcast."""
+
+    name: str = "rl"
+    experiment: type = ExperimentConfig
+    metric: str = "rollout/episode_return_mean"
+    mode: Literal["min", "max"] = "max"
+    step: str = "iteration"     # what one reported result is
+
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric a run reports (what a sweep may rank by)."""
+        return REINFORCE_METRICS
+
+    def check(self, cfg: ExperimentConfig, source: str) -> None:
+        """Checks beyond the config's own (the environment exists and fits the policy)."""
+        check_env(cfg, source)
+
+    def check_sweep_trial(self, cfg: ExperimentConfig) -> None:
+        check_sweep_trial(cfg)
+
+    def train(self, cfg: ExperimentConfig, *, source: str, runs_dir: str | None,
+              address: str | None) -> int:
+        return reinforce_commands.train(self, cfg, runs_dir, address, source)
+
+    def prepare(self, experiment: dict[str, Any], cluster: Mapping[str, float]) -> dict[str, Any]:
+        """The experiment as trials get it: the learner's ``gpus: auto`` decided for the cluster."""
+        return reinforce_trial.resolve_gpus(experiment, cluster.get("GPU", 0.0))
+
+    def tune_trial(self, experiment: dict[str, Any], cluster: Mapping[str, float]) -> TuneTrial:
+        """Each trial in a placement group for itself and its rollout workers."""
+        from ray import tune
+
+        cfg = reinforce_trial.trial_config(experiment, {})
+        return TuneTrial(tune.with_resources(reinforce_trial.rl_trainable,
+                                             reinforce_trial.resources(cfg)),
+                         cfg.resources.max_trial_failures, cfg.output.keep_checkpoints)
 
 
 @dataclass(frozen=True)
-class IntroExperiment:
-    name: str = field(default="intro", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
-    seed: int = field(default=0, metadata={"ge": 0})
-    """Seed of the synthetic data and the weights."""
-    lab: Literal["intro"] = "intro"
-    """Which lab this file runs."""
-    intro: IntroConfig = field(default_factory=IntroConfig)
-    trial: TrialResources = field(default_factory=TrialResources)
-    output: LabOutput = field(default_factory=LabOutput)
+class SupervisedLab:
+    """A lab of ``supervised/`` (contract: ``supervised.lab.Lab``), run as Ray Tune trials."""
 
-
-@dataclass(frozen=True)
-class MusicExperiment:
-    name: str = field(default="music", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
-    seed: int = field(default=0, metadata={"ge": 0})
-    """Seed of the weights, of the training windows and of the sampled tunes."""
-    lab: Literal["music"] = "music"
-    """Which lab this file runs."""
-    music: MusicConfig = field(default_factory=MusicConfig)
-    trial: TrialResources = field(default_factory=TrialResources)
-    output: LabOutput = field(default_factory=LabOutput)
-
-
-@dataclass(frozen=True)
-class DbvaeExperiment:
-    name: str = field(default="dbvae", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
-    seed: int = field(default=0, metadata={"ge": 0})
-    """Seed of the weights, of the batches and the VAE's noise, and of the bias benchmark's data."""
-    lab: Literal["dbvae"] = "dbvae"
-    """Which lab this file runs."""
-    dbvae: DbvaeConfig = field(default_factory=DbvaeConfig)
-    trial: TrialResources = field(default_factory=TrialResources)
-    output: LabOutput = field(default_factory=LabOutput)
-
-
-@dataclass(frozen=True)
-class Lab:
-    """A supervised lab: its experiment file's class, the class that runs it, its main metric."""
-
+    name: str
     experiment: type
-    runner: str                     # "module:Class", imported in the trial's process
-    metric: str                     # what `labrun train` reports as the result
+    runner: str                 # "module:Class" of supervised/, imported where a trial runs
+    metric: str                 # what `labrun train` reports as the result
     mode: Literal["min", "max"]
+    step: str = "epoch"
 
     def runner_class(self) -> type:
         module, _, name = self.runner.partition(":")
         return getattr(importlib.import_module(module), name)
 
     def metrics(self) -> tuple[str, ...]:
-        """The metric names a trial of this lab reports (for checking a sweep's metric)."""
         return tuple(self.runner_class().METRICS)
 
+    def check(self, cfg: Any, source: str) -> None:
+        pass
 
-LABS: dict[str, Lab] = {
-    "mnist": Lab(MnistExperiment, "supervised.mnist:MnistLab", "test/accuracy", "max"),
-    "intro": Lab(IntroExperiment, "supervised.intro:IntroLab", "fit/loss", "min"),
-    "music": Lab(MusicExperiment, "supervised.music:MusicLab", "train/loss", "min"),
-    "dbvae": Lab(DbvaeExperiment, "supervised.dbvae:DbvaeLab", "eval/E_A", "max"),
-}
-KINDS = ("rl", *LABS)
+    def check_sweep_trial(self, cfg: Any) -> None:
+        pass
+
+    def train(self, cfg: Any, *, source: str, runs_dir: str | None, address: str | None) -> int:
+        return tuning_commands.train(self, cfg, runs_dir, address, source)
+
+    def prepare(self, experiment: dict[str, Any], cluster: Mapping[str, float]) -> dict[str, Any]:
+        return experiment
+
+    def tune_trial(self, experiment: dict[str, Any], cluster: Mapping[str, float]) -> TuneTrial:
+        """Each trial with the experiment's ``trial.cpus`` and ``trial.gpus`` ('auto': one GPU
+        when the cluster has one, else none)."""
+        from ray import tune
+
+        cfg = schema.from_dict(self.experiment, experiment)
+        gpus = cfg.trial.gpus
+        if gpus == "auto":
+            gpus = 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
+        trainable = tune.with_parameters(lab_trainable, lab=self)
+        return TuneTrial(tune.with_resources(trainable, {"cpu": cfg.trial.cpus, "gpu": gpus}),
+                         cfg.trial.max_failures, cfg.output.keep_checkpoints)
 
 
-def lab_of(data: dict[str, Any], source: str, lines: dict[str, int]) -> str:
-    """The ``lab`` key of an experiment file's data ('rl' when absent)."""
-    kind = data.get("lab", "rl")
-    if kind not in KINDS:
-        raise ConfigError(f"expected one of {', '.join(map(repr, KINDS))}, got {kind!r}",
+Lab = ReinforceLab | SupervisedLab
+
+LABS: dict[str, Lab] = {lab.name: lab for lab in (
+    ReinforceLab(),
+    SupervisedLab("mnist", MnistExperiment, "supervised.mnist:MnistLab", "test/accuracy", "max"),
+    SupervisedLab("intro", IntroExperiment, "supervised.intro:IntroLab", "fit/loss", "min"),
+    SupervisedLab("music", MusicExperiment, "supervised.music:MusicLab", "train/loss", "min"),
+    SupervisedLab("dbvae", DbvaeExperiment, "supervised.dbvae:DbvaeLab", "eval/E_A", "max"),
+)}
+
+
+# ------------------------------------------------------------------------------ experiment files
+
+
+def lab_of(data: Mapping[str, Any], source: str, lines: Mapping[str, int]) -> Lab:
+    """The entry named by an experiment file's ``lab`` key ('rl' when absent)."""
+    name = data.get("lab", "rl")
+    if name not in LABS:
+        raise ConfigError(f"expected one of {', '.join(map(repr, LABS))}, got {name!r}",
                           source=source, key="lab", line=lines.get("lab"))
-    return kind
+    return LABS[name]
 
 
-def load_any(path: str | Path, overrides: Sequence[str] = ()) -> tuple[str, Any]:
-    """(lab kind, validated config) of any experiment file: REINFORCE or a supervised lab."""
-    from cluster.experiment import ExperimentConfig
+def load(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Lab, Any]:
+    """(lab, validated config) of any experiment file."""
+    cfg, _ = schema.load_config(path, overrides,
+                                lambda data, lines: lab_of(data, str(path), lines).experiment)
+    return LABS[cfg.lab], cfg
 
-    data, lines = schema.load_yaml(path)
-    extra = schema.parse_overrides(overrides)
-    merged = schema.merge(data, extra)
-    kind = lab_of(merged, str(path), lines)
-    cls = ExperimentConfig if kind == "rl" else LABS[kind].experiment
-    return kind, schema.from_dict(cls, merged, source=str(path), lines=lines,
-                                  override_keys=schema.flat_keys(extra))
+
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
+    """A sweep file, checked against the experiment it runs before any trial starts: every value
+    the search space can give must make a valid experiment, and the lab must report the metric."""
+    path = Path(path)
+    cfg, lines = schema.load_config(path, overrides, SweepConfig)
+    if not cfg.search_space:
+        raise ConfigError("expected at least one key to search over", source=str(path),
+                          key="search_space", line=lines.get("search_space"))
+    space = check_space(cfg.search_space, str(path), lines)
+    exp_path = (path.parent / cfg.experiment).resolve()
+    exp_data, exp_lines = schema.load_yaml(exp_path)
+    lab = lab_of(exp_data, str(exp_path), exp_lines)
+    schema.from_dict(lab.experiment, exp_data, source=str(exp_path), lines=exp_lines)
+    try:
+        exp_data = schema.merge(exp_data, nested(cfg.fixed))
+        base = schema.from_dict(lab.experiment, exp_data, source=str(exp_path))
+    except ConfigError as err:
+        raise ConfigError(f"does not fit the experiment: {err.key + ': ' if err.key else ''}"
+                          f"{err.message}", source=str(path), key="fixed",
+                          line=lines.get("fixed")) from None
+    for key, (dist, args) in space.items():  # every value the space can give must be valid
+        for value in candidate_values(dist, args):
+            try:
+                lab.check_sweep_trial(schema.from_dict(
+                    lab.experiment, schema.merge(exp_data, nested({key: value})), source=str(exp_path)))
+            except ConfigError as err:
+                raise ConfigError(f"{dist} value {value!r} does not fit the experiment: "
+                                  f"{err.key + ': ' if err.key else ''}{err.message}",
+                                  source=str(path), key=f"search_space.{key}",
+                                  line=lines.get(f"search_space.{key}")) from None
+    lab.check(base, str(exp_path))  # e.g. an unknown environment stops the sweep here
+    metrics = lab.metrics()
+    if cfg.metric not in metrics:
+        raise ConfigError(f"{cfg.metric!r} is not reported by the {lab.name} lab; it reports "
+                          f"{', '.join(metrics)}", source=str(path), key="metric",
+                          line=lines.get("metric"))
+    return Sweep(cfg, lab, exp_path, exp_data, space)

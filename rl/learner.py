@@ -24,26 +24,12 @@ from rl.returns import advantages
 from rl.trajectory import Trajectories
 
 
-def enable_memory_growth() -> list[str]:
-    """Lets TensorFlow take GPU memory as it needs it rather than all at once, so learners and
-    trials sharing a GPU fit side by side. Must run before TensorFlow first touches the GPU;
-    returns the names of the GPUs this process sees (none on a CPU machine)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this process: its setting stands
-            pass
-    return [gpu.name for gpu in gpus]
-
-
 class ReinforceLearner:
     """Policy gradient with discounted, normalised returns; Adam; a compiled train step."""
 
     def __init__(self, obs_shape: tuple[int, ...], num_actions: int, policy_cfg: PolicyConfig,
                  cfg: LearnerConfig, seed: int = 0):
         self.cfg = cfg
-        self.gpus = enable_memory_growth()
         self.model = build_policy(obs_shape, num_actions, policy_cfg, seed)
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
         self.optimizer.build(self.model.trainable_variables)
@@ -89,12 +75,11 @@ class ReinforceLearner:
         grads, loss, entropy = None, 0.0, 0.0
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
-            g, l, e = self._chunk_grads(tf.constant(batch.obs[lo:hi], tf.float32),
-                                        tf.constant(batch.actions[lo:hi], tf.int32),
-                                        tf.constant(adv[lo:hi], tf.float32),
-                                        tf.constant((hi - lo) / total, tf.float32))
+            g, chunk_loss, chunk_entropy = self._chunk_grads(
+                tf.constant(batch.obs[lo:hi], tf.float32), tf.constant(batch.actions[lo:hi], tf.int32),
+                tf.constant(adv[lo:hi], tf.float32), tf.constant((hi - lo) / total, tf.float32))
             grads = g if grads is None else [x + y for x, y in zip(grads, g)]
-            loss, entropy = loss + float(l), entropy + float(e)
+            loss, entropy = loss + float(chunk_loss), entropy + float(chunk_entropy)
         grad_norm = self._apply(grads)
         self.num_updates += 1
         return {

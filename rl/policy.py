@@ -102,7 +102,8 @@ def sample_actions(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class NumpyPolicy:
     """Acts with the latest weights the learner broadcast."""
 
-    def __init__(self, cfg: PolicyConfig = PolicyConfig()):
+    def __init__(self, cfg: PolicyConfig | None = None):
+        cfg = cfg or PolicyConfig()
         self.activation = cfg.activation
         self.strides = tuple(layer.stride for layer in cfg.conv)
         self.weights: list[np.ndarray] | None = None

@@ -19,12 +19,13 @@ import math
 import os
 import struct
 import tempfile
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import numpy as np
+
+from supervised import files
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -148,21 +149,6 @@ def _read_path(path: Path) -> Mnist:
         raise DataUnavailable(f"{path}: the IDX files do not make MNIST: {err}") from None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and a rename: whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "labrun"
 
@@ -188,8 +174,9 @@ def fetch_verified(name: str, url: str, sha256: str, tried: list[str], *,
                    download: bool = True) -> tuple[str, bytes] | None:
     """(source, bytes) of the published file ``name``: ``cache_dir/name`` (default
     ``~/.cache/labrun``) if its SHA-256 is ``sha256``, else (with ``download``) the download from
-    ``url`` if its SHA-256 is ``sha256``, then written to the cache atomically. Each source that
-    fails is noted in ``tried``; None if neither has it."""
+    ``url`` if its SHA-256 is ``sha256``, streamed into the cache (``files.download``; into a
+    temporary folder if the cache's cannot be written). Each source that fails is noted in
+    ``tried``; None if neither has it."""
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
     if cache.is_file():
         data = cache.read_bytes()
@@ -201,19 +188,18 @@ def fetch_verified(name: str, url: str, sha256: str, tried: list[str], *,
     if not download:
         return None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read()
+        try:
+            data = files.download(url, cache, sha256=sha256, timeout=timeout, what=name).read_bytes()
+        except files.FolderNotWritable:  # a read-only home: the data is good, only the cache is lost
+            with tempfile.TemporaryDirectory() as folder:
+                data = files.download(url, Path(folder) / name, sha256=sha256, timeout=timeout,
+                                      what=name).read_bytes()
+    except files.ChecksumMismatch as err:
+        tried.append(f"download {url}: {err}; refused, not cached")
+        return None
     except (OSError, ValueError) as err:  # URLError, HTTPError and timeouts are OSErrors
         tried.append(f"download {url}: {getattr(err, 'reason', None) or err}")
         return None
-    if sha256_hex(data) != sha256:
-        tried.append(f"download {url}: SHA-256 {sha256_hex(data)} is not the expected "
-                     f"{sha256}; refused, not cached")
-        return None
-    try:
-        _write_atomic(cache, data)
-    except OSError:  # a read-only home: the data is good, only the cache is lost
-        pass
     return url, data
 
 

@@ -6,192 +6,47 @@ are rare gets those faces wrong more often. The DB-VAE is a classifier whose enc
 latent code (a VAE trained on the faces only); faces whose codes sit where the training faces'
 codes are sparse are the rare ones, and each epoch draws them more often.
 
-Read it top to bottom: the models (the course's CNN classifier; the DB-VAE = that CNN with
-2 * latent_dim + 1 outputs and a transposed-CNN decoder); the losses and the resampling
-probabilities as pure functions; the evaluation per group of faces (accuracy, its mean E[A] and
-variance Var[A] over groups); the lab; the pictures. Data comes from ``supervised/faces.py``
-(the course's train_face.h5 and test faces) or ``supervised/bias_data.py`` (an offline stand-in).
+Read it top to bottom: the evaluation per group of faces (accuracy, its mean E[A] and variance
+Var[A] over groups); the lab. The models, losses and resampling probabilities are in
+``supervised/dbvae_model.py``, the pictures in ``supervised/render.py``. Data comes from
+``supervised/faces.py`` and ``supervised/face_eval.py`` (the course's train_face.h5 and test
+faces) or ``supervised/bias_data.py`` (an offline stand-in).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from rl.learner import enable_memory_growth
 from supervised.bias_data import GROUPS as BENCHMARK_GROUPS
 from supervised.bias_data import make_bias_benchmark
 from supervised.config import DbvaeConfig
-from supervised.faces import GROUPS as FACE_GROUPS
-from supervised.faces import (FaceData, bias_summary, detect_faces, group_accuracy, load_face_data,
-                             load_ppb, load_test_faces, sample_batch)
-from supervised.models import load_training_state, save_training_state
-
-# ---------------------------------------------------------------------------------------- models
-
-
-def _initializers(seed: int):
-    """Glorot initialisers seeded seed, seed + 1, ...: the weights are a function of the seed."""
-    return iter(keras.initializers.GlorotUniform(seed=seed + i) for i in range(100))
-
-
-def build_classifier(n_outputs: int = 1, n_filters: int = 12,
-                     image_shape: tuple[int, int, int] = (64, 64, 3), seed: int = 0,
-                     name: str = "classifier") -> keras.Model:
-    """The course's standard CNN, images [B, H, W, 3] in [0, 1] -> [B, n_outputs]:
-    Conv(n, 5, stride 2) -> BN -> Conv(2n, 5, s2) -> BN -> Conv(4n, 3, s2) -> BN -> Conv(6n, 3, s2)
-    -> BN -> Flatten -> Dense 512 relu -> Dense n_outputs; convolutions relu, 'same' padding, so
-    H and W shrink 16 times (they must be multiples of 16)."""
-    init = _initializers(seed)
-    conv = dict(padding="same", activation="relu")
-    n = n_filters
-    return keras.Sequential([
-        keras.Input(shape=image_shape),
-        keras.layers.Conv2D(1 * n, 5, strides=2, kernel_initializer=next(init), **conv),  # H/2
-        keras.layers.BatchNormalization(),
-        keras.layers.Conv2D(2 * n, 5, strides=2, kernel_initializer=next(init), **conv),  # H/4
-        keras.layers.BatchNormalization(),
-        keras.layers.Conv2D(4 * n, 3, strides=2, kernel_initializer=next(init), **conv),  # H/8
-        keras.layers.BatchNormalization(),
-        keras.layers.Conv2D(6 * n, 3, strides=2, kernel_initializer=next(init), **conv),  # H/16
-        keras.layers.BatchNormalization(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(512, activation="relu", kernel_initializer=next(init)),
-        keras.layers.Dense(n_outputs, kernel_initializer=next(init)),
-    ], name=name)
-
-
-def build_decoder(latent_dim: int, n_filters: int = 12, image_shape: tuple[int, int, int] = (64, 64, 3),
-                  seed: int = 0) -> keras.Model:
-    """The course's decoder, codes [B, latent_dim] -> images [B, H, W, 3]: Dense((H/16)(W/16)6n)
-    -> Reshape -> ConvT(4n, 3, s2) -> ConvT(2n, 3, s2) -> ConvT(n, 5, s2) -> ConvT(3, 5, s2); all
-    relu (the last too, as the course's), 'same' padding."""
-    init = _initializers(seed)
-    h, w = image_shape[0] // 16, image_shape[1] // 16
-    n = n_filters
-    deconv = dict(padding="same", activation="relu")
-    return keras.Sequential([
-        keras.Input(shape=(latent_dim,)),
-        keras.layers.Dense(h * w * 6 * n, activation="relu", kernel_initializer=next(init)),
-        keras.layers.Reshape((h, w, 6 * n)),
-        keras.layers.Conv2DTranspose(4 * n, 3, strides=2, kernel_initializer=next(init), **deconv),
-        keras.layers.Conv2DTranspose(2 * n, 3, strides=2, kernel_initializer=next(init), **deconv),
-        keras.layers.Conv2DTranspose(1 * n, 5, strides=2, kernel_initializer=next(init), **deconv),
-        keras.layers.Conv2DTranspose(3, 5, strides=2, kernel_initializer=next(init), **deconv),
-    ], name="decoder")
-
-
-def reparameterize(mu: tf.Tensor, logvar: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
-    """A sample of N(mu, exp(logvar)) from standard normal noise eps: mu + exp(logvar / 2) eps."""
-    return mu + tf.exp(0.5 * logvar) * eps
-
-
-class DbVae(keras.Model):
-    """Encoder: the classifier with 2 * latent_dim + 1 outputs, read as (class logit, latent mean,
-    latent log-variance); decoder: ``build_decoder``. The noise of the sampled code comes from the
-    caller (``reparameterize``), so a step is a function of its inputs."""
-
-    def __init__(self, latent_dim: int = 100, n_filters: int = 12,
-                 image_shape: tuple[int, int, int] = (64, 64, 3), seed: int = 0):
-        super().__init__(name="dbvae")
-        self.latent_dim = latent_dim
-        self.encoder = build_classifier(2 * latent_dim + 1, n_filters, image_shape, seed, name="encoder")
-        self.decoder = build_decoder(latent_dim, n_filters, image_shape, seed + 50)
-
-    def encode(self, x: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(class logits [B], means [B, L], log-variances [B, L]) of images x [B, H, W, 3]."""
-        out = self.encoder(x, training=training)                                  # [B, 2L + 1]
-        return out[:, 0], out[:, 1:self.latent_dim + 1], out[:, self.latent_dim + 1:]
-
-    def decode(self, z: tf.Tensor, training: bool = False) -> tf.Tensor:
-        return self.decoder(z, training=training)                                 # [B, H, W, 3]
-
-    def call(self, inputs: tuple[tf.Tensor, tf.Tensor], training: bool = False):
-        """(x, eps) -> (class logits [B], means, log-variances, reconstructions [B, H, W, 3])."""
-        x, eps = inputs
-        y_logit, mu, logvar = self.encode(x, training)
-        return y_logit, mu, logvar, self.decode(reparameterize(mu, logvar, eps), training)
-
-
-def face_logits(model: keras.Model, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-    """The face logit [B] of either model: the classifier's one output, the DB-VAE's first."""
-    if isinstance(model, DbVae):
-        return model.encode(x, training)[0]
-    return model(x, training=training)[:, 0]
-
-
-# ---------------------------------------------------------------------------------------- losses
-
-
-def kl_divergence(mu: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per example [B]: 0.5 sum(exp(logvar) + mu^2 - 1 - logvar)."""
-    return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mu) - 1.0 - logvar, axis=-1)
-
-
-def reconstruction_loss(x: tf.Tensor, x_hat: tf.Tensor) -> tf.Tensor:
-    """The course's L1 loss per example [B]: the mean of |x - x_hat| over pixels and channels."""
-    return tf.reduce_mean(tf.abs(x - x_hat), axis=[1, 2, 3])
-
-
-def vae_loss(x: tf.Tensor, x_hat: tf.Tensor, mu: tf.Tensor, logvar: tf.Tensor,
-             kl_weight: float) -> tf.Tensor:
-    """kl_weight * KL + reconstruction, per example [B]."""
-    return kl_weight * kl_divergence(mu, logvar) + reconstruction_loss(x, x_hat)
-
-
-def dbvae_loss(x: tf.Tensor, x_hat: tf.Tensor, y: tf.Tensor, y_logit: tf.Tensor, mu: tf.Tensor,
-               logvar: tf.Tensor, kl_weight: float) -> tuple[tf.Tensor, tf.Tensor]:
-    """(total [B], classification [B]): cross-entropy of the face label y (1 face, 0 not) and its
-    logit, plus the VAE loss of faces only (the VAE models faces; non-faces add nothing)."""
-    y_logit = tf.convert_to_tensor(y_logit)
-    y = tf.cast(y, y_logit.dtype)                                                  # [B]
-    classification = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=y_logit)
-    is_face = tf.cast(tf.equal(y, 1.0), y_logit.dtype)
-    return classification + is_face * vae_loss(x, x_hat, mu, logvar, kl_weight), classification
-
-
-# ------------------------------------------------------------------------------------ resampling
-
-
-def sampling_probabilities(mu: np.ndarray, bins: int = 10, alpha: float = 0.001,
-                           combine: Literal["max", "product"] = "max") -> np.ndarray:
-    """Probabilities [F] of drawing each of F faces from their latent means mu [F, L].
-
-    For each latent dimension i: a histogram of mu[:, i] with ``bins`` equal bins over its range,
-    as a density (np.histogram's density=True: count / (F * bin width)); each face gets the density
-    d_i of its bin (the last bin includes its right edge) and the weight 1 / (d_i + alpha),
-    normalised over the faces to p_i. Faces in sparse bins get large weights; ``alpha`` caps them
-    (alpha much larger than the densities makes every weight about 1 / alpha: uniform).
-    'max' (the course's get_training_sample_probabilities): p = max_i p_i, element-wise.
-    'product' (the paper's W(z) ~ prod_i 1 / (Q_i(z_i) + alpha)): p = prod_i p_i, summed in log
-    space and shifted by its maximum before exp, so 100 small factors do not underflow.
-    Either way p is normalised to sum 1.
-    """
-    mu = np.asarray(mu, np.float64)
-    if mu.ndim != 2 or len(mu) == 0:
-        raise ValueError(f"mu: expected latent means [F, L] with F >= 1, got shape {mu.shape}")
-    p = np.empty_like(mu)                                                         # [F, L]
-    for i in range(mu.shape[1]):
-        density, edges = np.histogram(mu[:, i], bins=bins, density=True)       # [bins], [bins + 1]
-        which = np.clip(np.searchsorted(edges, mu[:, i], side="right") - 1, 0, bins - 1)   # [F]
-        weight = 1.0 / (density[which] + alpha)
-        p[:, i] = weight / weight.sum()
-    if combine == "max":
-        out = p.max(axis=1)
-    elif combine == "product":
-        log_p = np.log(p).sum(axis=1)
-        out = np.exp(log_p - log_p.max())
-    else:
-        raise ValueError(f"combine: expected 'max' or 'product', got {combine!r}")
-    return out / out.sum()
-
+from supervised.dbvae_model import (
+    DbVae,
+    build_classifier,
+    dbvae_loss,
+    face_logits,
+    kl_divergence,
+    reconstruction_loss,
+    sampling_probabilities,
+)
+from supervised.face_eval import GROUPS as FACE_GROUPS
+from supervised.face_eval import bias_summary, detect_faces, group_accuracy, load_ppb, load_test_faces
+from supervised.faces import FaceData, load_face_data, sample_batch
+from supervised.lab import Lab
+from supervised.models import load_training_state, save_training_state, visible_gpus
+from supervised.render import (
+    figure_to_rgb,
+    render_extremes,
+    render_group_plot,
+    render_reconstructions,
+    save_png,
+)
 
 # ------------------------------------------------------------------------------------ evaluation
 
@@ -264,15 +119,11 @@ def load_data(cfg: DbvaeConfig, seed: int) -> tuple[FaceData, dict[str, np.ndarr
     return data, load_test_faces(cfg.eval_faces_dir, size=data.image_shape[0]), None
 
 
-class DbvaeLab:
-    """Call sequence::
-
-        lab = DbvaeLab(cfg, seed=0)        # loads the data, builds the classifier or the DB-VAE
-        lab.restore(folder)                # optional: continue from a checkpoint folder
-        while lab.epoch < lab.total_epochs:
-            metrics = lab.train_epoch()    # (DB-VAE: resampling probabilities) steps, evaluate()
-            lab.save(folder)               # weights, optimizer state, epoch counter
-        images = lab.images()              # {name: uint8 RGB [H, W, 3]}, some of IMAGES
+class DbvaeLab(Lab):
+    """The ``Lab`` of the debiasing VAE: built, it has loaded the data and built the classifier or
+    the DB-VAE; an epoch is (DB-VAE: new resampling probabilities) steps, then ``evaluate``; a
+    checkpoint holds the weights, the optimizer's state and the epoch counter; ``images`` gives
+    some of IMAGES; ``write_report`` leaves groups.csv and groups.png in the trial folder.
 
     METRICS is every metric a trial may report; ``metric_names(model, dataset, baseline)`` the
     ones it does: the standard model has no train/kl, train/reconstruction, sampling/max_over_uniform
@@ -307,7 +158,7 @@ class DbvaeLab:
 
     def __init__(self, cfg: DbvaeConfig, seed: int = 0):
         self.cfg, self.seed = cfg, seed
-        self.gpus = enable_memory_growth()
+        self.gpus = visible_gpus()
         self.data, self.test_faces, self.test_negatives = load_data(cfg, seed)
         shape = tuple(self.data.image_shape)
         self.ppb = load_ppb(cfg.ppb_dir, size=shape[0]) if cfg.ppb_dir else None  # (photos, groups)
@@ -451,7 +302,7 @@ class DbvaeLab:
     def images(self) -> dict[str, np.ndarray]:
         """The mean face probability per group; for the DB-VAE also test faces above their
         reconstructions and the training faces the resampling favours most and least."""
-        out = {"dbvae/group_face_prob": _to_rgb(render_group_plot(self._latest_evaluation(),
+        out = {"dbvae/group_face_prob": figure_to_rgb(render_group_plot(self._latest_evaluation(),
                                                                   MODEL_NAMES[self.cfg.model]))}
         if self.cfg.model != "dbvae":
             return out
@@ -509,78 +360,3 @@ class DbvaeLab:
 def _correct(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """How many of the batch's labels (1 face, 0 not) the logits' signs get right."""
     return tf.reduce_sum(tf.cast(tf.equal(tf.cast(logits >= 0, tf.float32), y), tf.float32))
-
-
-# ------------------------------------------------------------------------------------ rendering
-
-
-def _to_rgb(fig: Figure) -> np.ndarray:
-    """A figure drawn off-screen (Agg, no pyplot state) as uint8 RGB [H, W, 3]."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """The figure as a PNG file at ``path`` (its folder made if needed); the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig).print_png(str(path))
-    return path
-
-
-def render_group_plot(metrics: Mapping[str, float], label: str = "this model") -> Figure:
-    """The course's bar plot: the mean face probability per group (eval/mean_face_prob_<group>),
-    each bar topped with the group's accuracy; with baseline/ metrics (a co-trained standard
-    classifier) its bars stand beside, as the course plots the standard CNN beside the DB-VAE.
-    The legend holds each model's E[A] and Var[A]."""
-    models = [(prefix, name) for prefix, name in (("baseline", "standard CNN"), ("eval", label))
-              if f"{prefix}/E_A" in metrics]
-    groups = [k.removeprefix("eval/mean_face_prob_") for k in metrics
-              if k.startswith("eval/mean_face_prob_")]
-    width = 0.8 / len(models)
-    fig = Figure(figsize=(5.5, 3.8), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    for m, (prefix, name) in enumerate(models):
-        xs = np.arange(len(groups)) + (m - (len(models) - 1) / 2) * width
-        heights = [metrics[f"{prefix}/mean_face_prob_{g}"] for g in groups]
-        ax.bar(xs, heights, width, label=f"{name}: E[A] {metrics[f'{prefix}/E_A']:.1f}%, "
-                                         f"Var[A] {metrics[f'{prefix}/Var_A']:.1f}")
-        for x, h, g in zip(xs, heights, groups):
-            ax.text(x, h + 0.02, f"{metrics.get(f'{prefix}/accuracy_{g}', np.nan):.2f}",
-                    ha="center", fontsize=7)
-    ax.set_xticks(np.arange(len(groups)), groups)
-    ax.set(ylim=(0, 1.3), ylabel="mean face probability",
-           title="face probability per group (bar tops: accuracy)")
-    ax.legend(loc="upper center", fontsize=7, ncol=1)
-    return fig
-
-
-def render_reconstructions(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """Originals (top row) above their reconstructions (bottom row), uint8 [n, H, W, 3] each."""
-    n = len(originals)
-    fig = Figure(figsize=(1.2 * n, 2.8), dpi=100, layout="constrained")
-    fig.suptitle("test faces (top) and their DB-VAE reconstructions from the latent mean")
-    for row, images in enumerate((originals, reconstructions)):
-        for k, image in enumerate(images):
-            ax = fig.add_subplot(2, n, row * n + k + 1)
-            ax.imshow(image)
-            ax.set_axis_off()
-    return _to_rgb(fig)
-
-
-def render_extremes(data: FaceData, probs: np.ndarray, k: int = 8) -> np.ndarray:
-    """The k training faces with the highest sampling probability (top row) and the k with the
-    lowest (bottom row), each titled with its probability relative to uniform (p * F)."""
-    order = np.argsort(probs, kind="stable")
-    k = min(k, len(probs))
-    fig = Figure(figsize=(1.2 * k, 3.0), dpi=100, layout="constrained")
-    fig.suptitle("faces the resampling favours most (top) and least (bottom), p x F")
-    for row, picked in enumerate((order[::-1][:k], order[:k])):
-        images = data.images(data.face_indices[picked])
-        for j, (i, image) in enumerate(zip(picked, images)):
-            ax = fig.add_subplot(2, k, row * k + j + 1)
-            ax.imshow(image)
-            ax.set_title(f"{probs[i] * len(probs):.2f}", fontsize=8)
-            ax.set_axis_off()
-    return _to_rgb(fig)

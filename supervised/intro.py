@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from supervised.config import IntroConfig
+from supervised.lab import Lab
 from supervised.models import load_training_state, save_training_state
 
 TRUE_SLOPE, TRUE_INTERCEPT = 3.0, -1.0
@@ -91,16 +92,10 @@ def line_of(model: keras.Model) -> tuple[float, float]:
 # 4. Optimisation. tf.GradientTape records the operations of the forward pass so that
 # tape.gradient can give d loss / d weights; the optimizer moves the weights against it.
 
-class IntroLab:
-    """Call sequence::
-
-        lab = IntroLab(cfg, seed=0)        # makes the data and the model
-        lab.restore(folder)                # optional: continue from a checkpoint folder
-        while lab.epoch < lab.total_epochs:
-            metrics = lab.train_epoch()    # steps_per_epoch gradient steps; a flat dict of floats
-            lab.save(folder)               # weights, optimizer state, epoch counter
-        images = lab.images()              # none for this lab: {}
-    """
+class IntroLab(Lab):
+    """The ``Lab`` of the line fit: built, it has made the data and the model; an epoch is
+    steps_per_epoch gradient steps; a checkpoint holds the weights, the optimizer's state and the
+    epoch counter; it has no pictures."""
 
     METRICS = ("fit/loss", "fit/slope", "fit/intercept", "counters/epoch", "time/epoch_s")
 

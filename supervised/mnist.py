@@ -1,7 +1,8 @@
 """MnistLab: the course's handwritten-digit classifiers (lab 2, part 1) as one trial.
 
-Data, model, train step, evaluation, pictures, checkpoints, in that order. The class does not
-know who drives it: ``cluster/`` runs it as a Ray Tune trial, a test runs it in-process.
+Data, model, train step, evaluation, pictures, checkpoints, in that order (the pictures are
+drawn in ``supervised/render.py``). The class does not know who drives it: ``cluster/`` runs it
+as a Ray Tune trial, a test runs it in-process (the call sequence: ``supervised/lab.py``).
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from rl.learner import enable_memory_growth
 from supervised.config import MnistConfig
 from supervised.data import load_mnist
-from supervised.models import NUM_CLASSES, build_mnist_model, load_training_state, save_training_state
+from supervised.lab import Lab
+from supervised.models import (
+    NUM_CLASSES,
+    build_mnist_model,
+    load_training_state,
+    save_training_state,
+    visible_gpus,
+)
+from supervised.render import render_confusion, render_misclassified
 
 
 def to_inputs(images: tf.Tensor) -> tf.Tensor:
@@ -39,16 +45,10 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
     return np.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
-class MnistLab:
-    """Call sequence::
-
-        lab = MnistLab(cfg, seed=0)        # loads MNIST (see load_mnist), builds the model
-        lab.restore(folder)                # optional: continue from a checkpoint folder
-        while lab.epoch < lab.total_epochs:
-            metrics = lab.train_epoch()    # one epoch; a flat dict of floats
-            lab.save(folder)               # weights, optimizer state, epoch counter
-        images = lab.images()              # {name: uint8 RGB [H, W, 3]} for each of IMAGES
-    """
+class MnistLab(Lab):
+    """The ``Lab`` of MNIST: built, it has loaded MNIST (see ``load_mnist``) and built the model;
+    an epoch is one pass over the training images, then the test set; a checkpoint holds the
+    weights, the optimizer's state and the epoch counter; ``images`` gives each of IMAGES."""
 
     METRICS = ("train/loss", "train/accuracy", "test/loss", "test/accuracy", "counters/epoch",
                "time/epoch_s")
@@ -56,7 +56,7 @@ class MnistLab:
 
     def __init__(self, cfg: MnistConfig, seed: int = 0):
         self.cfg, self.seed = cfg, seed
-        self.gpus = enable_memory_growth()
+        self.gpus = visible_gpus()
         (x_train, y_train), (self.x_test, self.y_test) = load_mnist(cfg.data_path)
         self.x_train, self.y_train = x_train[:cfg.train_limit], y_train[:cfg.train_limit]
         self.model = build_mnist_model(cfg.model, seed)
@@ -124,8 +124,8 @@ class MnistLab:
         """(mean loss, predicted classes [N]) on the test set."""
         size, loss, predictions = self.cfg.eval_batch_size, 0.0, []
         for lo in range(0, len(self.x_test), size):
-            l, p = self._eval_step(self.x_test[lo:lo + size], self.y_test[lo:lo + size])
-            loss += float(l)
+            batch_loss, p = self._eval_step(self.x_test[lo:lo + size], self.y_test[lo:lo + size])
+            loss += float(batch_loss)
             predictions.append(p.numpy())
         return loss / len(self.x_test), np.concatenate(predictions)
 
@@ -151,45 +151,3 @@ class MnistLab:
     def restore(self, folder: str | Path) -> None:
         counters = load_training_state(folder, self.model, self.optimizer)
         self.epoch, self._predictions = int(counters["epoch"]), None
-
-
-# ------------------------------------------------------------------------------------ rendering
-
-
-def _to_rgb(fig: Figure) -> np.ndarray:
-    """A figure drawn off-screen (Agg, no pyplot state) as uint8 RGB [H, W, 3]."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def render_confusion(matrix: np.ndarray) -> np.ndarray:
-    """The confusion matrix as a labelled heat map with the counts written in."""
-    fig = Figure(figsize=(5.5, 5), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(matrix, cmap="Blues")
-    k = len(matrix)
-    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true",
-           title=f"confusion matrix, accuracy {accuracy:.4f}")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                color="white" if count > matrix.max() / 2 else "black")
-    return _to_rgb(fig)
-
-
-def render_misclassified(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
-                         grid: int = 5) -> np.ndarray:
-    """The first grid x grid misclassified digits, each titled with its true and predicted
-    label; the picture's size does not depend on how many there are."""
-    wrong = np.flatnonzero(labels != predictions)
-    fig = Figure(figsize=(grid * 1.3, grid * 1.45 + 0.3), dpi=100, layout="constrained")
-    fig.suptitle(f"misclassified test digits: {len(wrong)} of {len(labels)}")
-    for k in range(grid * grid):
-        ax = fig.add_subplot(grid, grid, k + 1)
-        ax.set_axis_off()
-        if k < len(wrong):
-            i = wrong[k]
-            ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
-            ax.set_title(f"true {labels[i]}, pred {predictions[i]}", fontsize=8)
-    return _to_rgb(fig)

@@ -1,4 +1,5 @@
-"""Keras models of the supervised labs, and saving a model with its optimizer's state.
+"""Keras models of the supervised labs, the GPUs they may use, and saving a model with its
+optimizer's state.
 
 Keras is imported where a model is built, so that reading a checkpoint's files does not load
 TensorFlow (``labrun generate`` does not need it).
@@ -6,18 +7,28 @@ TensorFlow (``labrun generate`` does not need it).
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+from supervised.files import atomic_write
 
 if TYPE_CHECKING:
     import keras
 
 IMAGE_SHAPE = (28, 28, 1)  # MNIST digits, grey values in [0, 1]
 NUM_CLASSES = 10
+
+
+def visible_gpus() -> list[str]:
+    """The names of the GPUs TensorFlow sees in this process (none on a CPU machine). How they
+    share memory is the runner's business (``cluster/`` sets it before a lab is built)."""
+    import tensorflow as tf
+
+    return [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
 
 
 def build_mnist_model(kind: Literal["dense", "cnn"], seed: int) -> keras.Model:
@@ -64,18 +75,12 @@ def save_training_state(folder: str | Path, model: keras.Model, optimizer: keras
     """Writes the model's weights, the optimizer's variables (step count, moments) and
     ``counters`` (JSON) into ``folder``; each file is written whole or not at all."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     arrays = {f"weights_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
     arrays |= {f"optimizer_{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
-    tmp = folder / f".{WEIGHTS_FILE}.{os.getpid()}.part"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / WEIGHTS_FILE)
-    tmp = folder / f".{STATE_FILE}.{os.getpid()}.part"
-    tmp.write_text(json.dumps(counters))
-    os.replace(tmp, folder / STATE_FILE)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(folder / WEIGHTS_FILE, buffer.getvalue())
+    atomic_write(folder / STATE_FILE, json.dumps(counters))
 
 
 def load_training_state(folder: str | Path, model: keras.Model,

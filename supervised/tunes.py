@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from supervised.data import (DATA_DIR_ENV, Absent, DataUnavailable, fetch_verified, find_local)
+from supervised.data import DATA_DIR_ENV, Absent, DataUnavailable, fetch_verified, find_local
 
 IRISH_NAME = "irish.abc"
 IRISH_URL = ("https://raw.githubusercontent.com/MITDeepLearning/introtodeeplearning/master/"

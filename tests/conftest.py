@@ -1,22 +1,20 @@
-"""Shared fixtures: one Ray head on 127.0.0.1 for the whole test session, and the real CLI."""
+"""Shared fixtures: one Ray head on 127.0.0.1 for the whole test session, and the environment
+every test runs in (loopback Ray, a token of the session's own, the shared data). Helpers the
+tests import are in helpers.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from cluster.local_cluster import ensure_token, processes_of, stop_processes  # noqa: F401 (tests use them)
-
-REPO = Path(__file__).resolve().parents[1]
-LABRUN = str(Path(sys.executable).with_name("labrun"))
+from cluster.infra.local_cluster import ensure_token, processes_of, stop_processes
+from helpers import REPO, free_port
 
 # Every Ray process the tests start (and the CLI runs they launch) inherits these: loopback only,
 # token authentication on, no usage statistics sent anywhere.
@@ -37,10 +35,12 @@ if SHARED_DATA.is_dir():
     os.environ.setdefault("LABRUN_DATA_DIR", str(SHARED_DATA))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pytest_collection_modifyitems(items):
+    """A test that needs the session's Ray is an integration test: marked slow, so that
+    `make test-fast` (``-m "not slow"``) leaves it out."""
+    for item in items:
+        if {"ray_address", "ray_client"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -75,30 +75,3 @@ def ray_client(ray_address):
     ray.init(address=ray_address, namespace="labrun-tests", log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """``labrun ARGS`` through the installed console script, from the repository root."""
-    return subprocess.run([LABRUN, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
-
-
-def start_cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([LABRUN, *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def only_run_dir(runs_dir: Path) -> Path:
-    runs = [p for p in runs_dir.iterdir() if p.is_dir()]
-    assert len(runs) == 1, f"expected one run folder in {runs_dir}, found {runs}"
-    return runs[0]

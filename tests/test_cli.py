@@ -11,10 +11,11 @@ import psutil
 import pytest
 import yaml
 
-from cluster import checkpoint
-from cluster.outputs import read_metrics
-from cluster.tune_runner import read_results
-from conftest import REPO, free_port, only_run_dir, run_cli, start_cli, wait_for
+from cluster.labs import LABS
+from cluster.reinforce import checkpoint
+from cluster.reinforce.outputs import read_metrics
+from cluster.tuning.results import read_results
+from helpers import REPO, free_port, only_run_dir, run_cli, start_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -168,8 +169,8 @@ TINY = {
 }
 
 
-def config_kind(path: Path) -> tuple[str, bool]:
-    """(lab kind, whether it is a sweep file) of a shipped config."""
+def config_lab(path: Path) -> tuple[str, bool]:
+    """(lab, whether it is a sweep file) of a shipped config."""
     data = yaml.safe_load(path.read_text())
     if "experiment" in data:
         return yaml.safe_load((path.parent / data["experiment"]).read_text()).get("lab", "rl"), True
@@ -178,8 +179,8 @@ def config_kind(path: Path) -> tuple[str, bool]:
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_runs_a_tiny_budget(ray_address, tmp_path, config):
-    kind, sweep = config_kind(config)
-    sets = [a for o in TINY[kind] for a in ("--set", f"fixed.{o}" if sweep else o)]
+    lab, sweep = config_lab(config)
+    sets = [a for o in TINY[lab] for a in ("--set", f"fixed.{o}" if sweep else o)]
     if sweep:   # one trial: each grid cut to its first value (whole sweeps run in test_tune.py)
         space = yaml.safe_load(config.read_text())["search_space"]
         first = {key: {"grid": spec["grid"][:1]} for key, spec in space.items() if "grid" in spec}
@@ -188,8 +189,11 @@ def test_every_config_runs_a_tiny_budget(ray_address, tmp_path, config):
                   "--runs-dir", str(tmp_path), *sets, timeout=400)
     assert out.returncode == 0, out.stdout + out.stderr
     run_dir = only_run_dir(tmp_path)
-    if kind == "rl" and not sweep:
-        assert len(read_metrics(run_dir)) == 2
+    if lab == "rl" and not sweep:
+        rows = read_metrics(run_dir)
+        assert len(rows) == 2
+        reported = set(rows[-1]) - {"timestamp", "step"}
+        assert reported <= set(LABS["rl"].metrics()), f"not accepted by sweeps: {reported - set(LABS['rl'].metrics())}"
         assert checkpoint.latest(run_dir / "checkpoints") is not None
         return
     rows = read_results(run_dir)                                      # Tune trials, best first

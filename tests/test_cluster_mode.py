@@ -12,9 +12,9 @@ import signal
 
 import pytest
 
-from cluster import checkpoint
-from cluster.outputs import read_metrics
-from conftest import only_run_dir, processes_of, run_cli
+from cluster.reinforce import checkpoint
+from cluster.reinforce.outputs import read_metrics
+from helpers import only_run_dir, processes_of, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def cluster(tmp_path_factory, ray_address):
     finally:
         run_cli("cluster", "down", env=env, timeout=120)
         if recorded:   # whatever a failed test left
-            from conftest import stop_processes
+            from helpers import stop_processes
 
             stop_processes(processes_of(recorded["temp_dir"], f"127.0.0.1:{recorded['port']}"))
 
@@ -92,7 +92,7 @@ def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
     worker there is replaced on the head, the run log says so, and the job succeeds."""
     import psutil
 
-    from conftest import wait_for
+    from helpers import wait_for
 
     env, recorded = cluster
     storage = tmp_path / "shared"
@@ -157,7 +157,7 @@ def test_cluster_up_refuses_a_network_address_without_authentication(tmp_path):
 
 
 def test_cluster_up_makes_a_token_where_ray_would_look_for_one(tmp_path, monkeypatch):
-    from cluster.local_cluster import ensure_token, token_source
+    from cluster.infra.local_cluster import ensure_token, token_source
 
     path = tmp_path / "ray" / "auth_token"
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
@@ -175,6 +175,7 @@ def test_cluster_up_makes_a_token_where_ray_would_look_for_one(tmp_path, monkeyp
     assert not (tmp_path / ".ray").exists()
 
 
+@pytest.mark.slow   # its own 3-node cluster
 def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tmp_path):
     """A cluster of its own: a head without CPUs and two 1-CPU worker nodes. SIGKILL of the node
     running an intro trial (its raylet and the trial's process) after the trial's second
@@ -182,7 +183,7 @@ def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tm
     succeeds with no epoch reported twice (see the gap allowed below)."""
     import psutil
 
-    from conftest import stop_processes, wait_for
+    from helpers import stop_processes, wait_for
 
     home = tmp_path / "home"
     env = {**os.environ, "LABRUN_HOME": str(home)}

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.experiment import ExperimentConfig, dump_experiment, load_experiment
-from cluster.schema import ConfigError
+from cluster.config.rl_experiment import ExperimentConfig, dump_experiment, load_experiment
+from cluster.config.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = """\
@@ -110,13 +110,23 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    from cluster.labs import load_any
-    from cluster.sweep import load_sweep
+    from cluster.labs import load, load_sweep
 
     data = yaml.safe_load(path.read_text())
     if "experiment" in data:                      # a sweep file
         cfg = load_sweep(path).cfg
     else:
-        kind, cfg = load_any(path)
-        assert kind == data.get("lab", "rl")
+        lab, cfg = load(path)
+        assert lab.name == data.get("lab", "rl")
     assert cfg.name and data["name"] == cfg.name
+
+
+def test_the_configuration_reference_in_docs_is_what_labrun_keys_generates():
+    """docs/configuration.md never drifts from the config classes: regenerate it with
+    `labrun keys --markdown > docs/configuration.md`."""
+    from cluster.config.reference import markdown
+    from cluster.labs import LABS
+
+    generated = markdown((name, lab.experiment) for name, lab in LABS.items())
+    assert "| `learner.lr` |" in generated and "## Lab `dbvae`" in generated
+    assert (REPO / "docs" / "configuration.md").read_text() == generated

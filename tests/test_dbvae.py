@@ -14,15 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.labs import LABS, load_any
-from cluster.schema import ConfigError
-from cluster.sweep import load_sweep
-from conftest import REPO, run_cli
+from cluster.config.schema import ConfigError
+from cluster.labs import LABS, load, load_sweep
+from helpers import REPO, run_cli
 from supervised.bias_data import GROUPS as BENCHMARK_GROUPS
 from supervised.config import DbvaeConfig
-from supervised.dbvae import (DbVae, DbvaeLab, build_classifier, build_decoder, dbvae_loss,
-                              evaluate_groups, evaluate_ppb, kl_divergence, reconstruction_loss,
-                              render_group_plot, sampling_probabilities, save_png, vae_loss)
+from supervised.dbvae import DbvaeLab, evaluate_groups, evaluate_ppb
+from supervised.dbvae_model import (
+    DbVae,
+    build_classifier,
+    build_decoder,
+    dbvae_loss,
+    kl_divergence,
+    reconstruction_loss,
+    sampling_probabilities,
+    vae_loss,
+)
+from supervised.render import render_group_plot, save_png
 
 TINY = dict(dataset="bias_benchmark", image_size=32, num_train=400, num_test_per_group=20,
             latent_dim=8, n_filters=4, epochs=2, steps_per_epoch=3, batch_size=16, eval_batch_size=64)
@@ -226,7 +234,7 @@ def test_baseline_trains_beside_the_dbvae_as_a_standard_trial_would(tmp_path):
 
 
 def test_group_evaluation_on_the_course_test_faces(tmp_path):
-    from supervised.faces import GROUPS, load_test_faces
+    from supervised.face_eval import GROUPS, load_test_faces
 
     faces = load_test_faces()
     assert set(faces) == set(GROUPS) and all(f.shape == (5, 64, 64, 3) for f in faces.values())
@@ -266,7 +274,7 @@ def write_face_files(folder: Path, n: int = 24) -> tuple[Path, Path]:
 
 def test_faces_dataset_lab_with_ppb(tmp_path):
     """The course's path: train_face.h5 (here a tiny one), the 20 real test faces, and PPB."""
-    from supervised.faces import load_ppb
+    from supervised.face_eval import load_ppb
 
     h5, ppb = write_face_files(tmp_path)
     cfg = DbvaeConfig(dataset="faces", data_path=str(h5), ppb_dir=str(ppb), latent_dim=8, n_filters=4,
@@ -297,12 +305,12 @@ def test_faces_dataset_lab_with_ppb(tmp_path):
 
 
 def test_configs_load_and_bad_values_are_refused(tmp_path):
-    kind, cfg = load_any(REPO / "configs" / "dbvae.yaml")
-    assert kind == "dbvae" and cfg.dbvae == DbvaeConfig(baseline=True)    # the course's defaults
+    lab, cfg = load(REPO / "configs" / "dbvae.yaml")
+    assert lab.name == "dbvae" and cfg.dbvae == DbvaeConfig(baseline=True)    # the course's defaults
     course = (cfg.dbvae.latent_dim, cfg.dbvae.kl_weight, cfg.dbvae.lr, cfg.dbvae.batch_size)
     assert course == (100, 5e-4, 5e-4, 32)
-    kind, cfg = load_any(REPO / "configs" / "dbvae_bias.yaml")
-    assert kind == "dbvae" and cfg.dbvae.dataset == "bias_benchmark"
+    lab, cfg = load(REPO / "configs" / "dbvae_bias.yaml")
+    assert lab.name == "dbvae" and cfg.dbvae.dataset == "bias_benchmark"
     sweep = load_sweep(REPO / "configs" / "dbvae_sweep.yaml")
     assert sweep.cfg.metric == "eval/Var_A" and sweep.cfg.mode == "min"
     assert LABS["dbvae"].metric in DbvaeLab.METRICS and LABS["dbvae"].mode == "max"
@@ -310,7 +318,7 @@ def test_configs_load_and_bad_values_are_refused(tmp_path):
                               ("dbvae.alpha=0", "dbvae.alpha: expected a number > 0"),
                               ("dbvae.combine=mean", "dbvae.combine: expected one of")]:
         with pytest.raises(ConfigError, match=message):
-            load_any(REPO / "configs" / "dbvae_bias.yaml", [override])
+            load(REPO / "configs" / "dbvae_bias.yaml", [override])
 
 
 @pytest.mark.slow

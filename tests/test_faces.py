@@ -11,11 +11,19 @@ import pytest
 from PIL import Image
 
 from supervised import bias_data
-from supervised.bias_data import GROUPS as BIAS_GROUPS, make_bias_benchmark
+from supervised.bias_data import GROUPS as BIAS_GROUPS
+from supervised.bias_data import make_bias_benchmark
 from supervised.data import DATA_DIR_ENV, DataUnavailable
-from supervised.faces import (FACES_NAME, GROUPS, ArrayFaceData, H5FaceData, bias_summary,
-                              detect_faces, group_accuracy, load_face_data, load_ppb,
-                              load_test_faces, sample_batch, sliding_windows)
+from supervised.face_eval import (
+    GROUPS,
+    bias_summary,
+    detect_faces,
+    group_accuracy,
+    load_ppb,
+    load_test_faces,
+    sliding_windows,
+)
+from supervised.faces import FACES_NAME, ArrayFaceData, H5FaceData, load_face_data, sample_batch
 
 OFFLINE_URL = "http://127.0.0.1:9/"  # the discard port: refused at once
 
@@ -204,7 +212,7 @@ def test_load_test_faces_missing_folder_is_data_unavailable(tmp_path, monkeypatc
     with pytest.raises(DataUnavailable, match="no PNG files"):
         load_test_faces(tmp_path)
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
-    monkeypatch.setattr("supervised.faces._installed_faces", lambda: None)
+    monkeypatch.setattr("supervised.face_eval._installed_faces", lambda: None)
     with pytest.raises(DataUnavailable, match=DATA_DIR_ENV):
         load_test_faces()
 

@@ -16,19 +16,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.labs import load_any
-from conftest import run_cli
+from cluster.labs import load
+from helpers import run_cli
 from supervised import tunes
-from supervised.tunes import (IRISH_SHA256, build_vocab, devectorize, extract_songs, get_batch,
-                            load_irish, load_music21_corpus, load_songs, song_title, vectorize)
 from supervised.config import MusicConfig
 from supervised.data import DATA_DIR_ENV, DataUnavailable, sha256_hex
 from supervised.lstm import fused_logits
-from supervised.music import (CharRNN, MusicLab, Tune, build_music_model, check_tune,
-                              drop_repeats, find_checkpoint, find_renderer, generate_text,
-                              load_generator, midi_bytes, parse_tune, render_wav, sample_songs,
-                              score_notes, sequence_loss, synthesize, unshare_marks, write_songs,
-                              write_wav)
+from supervised.music import MusicLab, build_music_model, sequence_loss
+from supervised.music_audio import find_renderer, render_wav, score_notes, synthesize, write_wav
+from supervised.music_check import check_tune, drop_repeats, midi_bytes, parse_tune, unshare_marks
+from supervised.music_generation import (
+    CharRNN,
+    Tune,
+    find_checkpoint,
+    generate_text,
+    load_generator,
+    sample_songs,
+    write_songs,
+)
+from supervised.tunes import (
+    IRISH_SHA256,
+    build_vocab,
+    devectorize,
+    extract_songs,
+    get_batch,
+    load_irish,
+    load_music21_corpus,
+    load_songs,
+    song_title,
+    vectorize,
+)
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/irish.abc"  # the discard port: refused at once
 TINY = {"embedding_dim": 8, "rnn_units": 32, "seq_length": 20, "batch_size": 8, "max_songs": 60,
@@ -366,9 +383,9 @@ def test_lab_audio_plays_the_first_valid_tune(tmp_path):
 
 
 def test_music_config_is_the_courses():
-    kind, cfg = load_any("configs/music.yaml")
+    lab, cfg = load("configs/music.yaml")
     m = cfg.music
-    assert kind == "music" and m.corpus == "auto"
+    assert lab.name == "music" and m.corpus == "auto"
     assert (m.seq_length, m.batch_size, m.embedding_dim, m.rnn_units, m.lr) == (100, 8, 256, 1024, 5e-3)
     assert m.epochs * m.steps_per_epoch == 3000
 
@@ -416,7 +433,8 @@ def test_train_then_generate_through_the_cli(ray_address, tmp_path):
 def test_trial_summaries_hold_the_labs_text_and_audio(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from cluster.tune_runner import _SummaryWriter
+    from cluster.tuning.trainable import TrialSummaries
+    from supervised.lab import Lab
 
     class Runner:  # what MusicLab offers after a sample; labs without texts/audio are skipped
         def images(self):
@@ -428,9 +446,13 @@ def test_trial_summaries_hold_the_labs_text_and_audio(tmp_path):
         def audio(self):
             return {"music/first_valid": (synthesize([(440.0, 0.0, 0.5)]), 22_050)}
 
-    writer = _SummaryWriter(tmp_path)
+    writer = TrialSummaries(tmp_path)
     writer.write(Runner(), step=3)
-    writer.write(type("Plain", (), {"images": lambda self: {}})(), step=4)   # no texts, no audio
+    class Plain(Lab):   # a lab with images only: the contract's defaults, no texts, no audio
+        def images(self):
+            return {}
+
+    writer.write(Plain(), step=4)
     writer.close()
     events = EventAccumulator(str(tmp_path), size_guidance={"audio": 0, "tensors": 0})
     events.Reload()

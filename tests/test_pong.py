@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cluster import checkpoint
-from cluster.outputs import read_metrics
-from conftest import only_run_dir, run_cli
+from cluster.labs import LABS
+from cluster.reinforce import checkpoint
+from cluster.reinforce.outputs import read_metrics
+from helpers import only_run_dir, run_cli
 from rl.video import count_mp4_frames
 
 pytestmark = pytest.mark.slow
@@ -52,6 +53,15 @@ def test_pong_run_writes_game_metrics_checkpoints_and_tensorboard(pong_run):
     assert gif.step == rows[-1]["step"] and gif.encoded_image_string[:6] == b"GIF89a"
     # 40 steps + the first screen, every second frame in the GIF; the MP4 has them all
     assert count_mp4_frames(pong_run / "videos" / "iter000002.mp4") == 41
+
+
+def test_a_pong_run_reports_exactly_the_metrics_sweeps_accept(pong_run):
+    """An Atari run reports every REINFORCE metric: a new one must be added to what sweeps may
+    rank by (cluster/reinforce/trainer.py METRICS), and a listed one must still be reported."""
+    reported = set(read_metrics(pong_run)[-1]) - {"timestamp", "step"}
+    accepted = set(LABS["rl"].metrics())
+    assert reported == accepted, (f"reported, not accepted: {sorted(reported - accepted)}; "
+                                  f"accepted, not reported: {sorted(accepted - reported)}")
 
 
 def test_eval_video_writes_an_mp4_with_every_step_and_a_gif(pong_run):

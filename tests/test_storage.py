@@ -11,11 +11,22 @@ import shutil
 
 import pytest
 
-from cluster.outputs import read_metrics
-from cluster.storage import (Mirror, StorageError, download, folders, is_file, is_uri, join,
-                             open_uri, split, staging_dir, upload)
-from cluster.tune_runner import read_results
-from conftest import run_cli
+from cluster.reinforce.outputs import read_metrics
+from cluster.storage import (
+    Mirror,
+    StorageError,
+    download,
+    folders,
+    is_file,
+    is_uri,
+    join,
+    open_uri,
+    split,
+    staging_dir,
+    upload,
+)
+from cluster.tuning.results import read_results
+from helpers import run_cli
 
 
 def test_uris_are_told_from_folders():
@@ -107,7 +118,7 @@ def test_a_reinforce_run_is_written_to_a_uri_and_resumed_from_it(ray_address, tm
 
 def test_a_sweep_is_stored_at_a_uri_crashed_trials_restore_from_it_and_it_resumes(ray_address,
                                                                                     tmp_path):
-    from test_tune import write_sweep
+    from helpers import write_sweep
 
     store = tmp_path / "bucket"
     env = {**os.environ, "LABRUN_HOME": str(tmp_path / "home"), "COLUMNS": "400"}

@@ -8,27 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.labs import load_any
-from cluster.schema import ConfigError
-from cluster.sweep import load_sweep
-from cluster.tune_runner import read_results
-from conftest import REPO, run_cli
+from cluster.config.schema import ConfigError
+from cluster.labs import load, load_sweep
+from cluster.tuning.results import read_results
+from helpers import REPO, run_cli, write_sweep
 
 pytestmark = pytest.mark.slow
 
 INTRO_FAST = ["--set", "intro.epochs=3", "--set", "intro.steps_per_epoch=20"]
-
-
-def write_sweep(tmp_path: Path, space: dict, metric: str = "fit/loss", mode: str = "min",
-                experiment: dict | None = None, **extra) -> Path:
-    exp = experiment or {"name": "intro_t", "lab": "intro", "intro": {"epochs": 3, "steps_per_epoch": 20},
-                         "trial": {"cpus": 1, "gpus": 0}}
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
-    sweep = {"name": "s", "experiment": "exp.yaml", "search_space": space, "metric": metric,
-             "mode": mode, **extra}
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(sweep))
-    return path
 
 
 def trial_rows(trial_dir: Path) -> list[dict]:
@@ -66,7 +53,7 @@ def test_bad_sweep_through_the_cli_exits_2_without_starting_ray(tmp_path):
 def test_an_unknown_lab_is_bad_input(tmp_path):
     (tmp_path / "x.yaml").write_text("lab: gan\n")
     with pytest.raises(ConfigError, match="lab: expected one of 'rl', 'mnist', 'intro', 'music', 'dbvae', got 'gan'"):
-        load_any(tmp_path / "x.yaml")
+        load(tmp_path / "x.yaml")
 
 
 def test_intro_trial_converges_and_leaves_checkpoints(ray_address, tmp_path):
@@ -111,8 +98,8 @@ def test_a_two_trial_sweep_writes_table_best_config_and_plot(ray_address, tmp_pa
     losses = [float(row["fit/loss"]) for row in rows]
     assert len(rows) == 2 and losses == sorted(losses)               # best (lowest) first
     assert float(rows[0]["intro.lr"]) == 0.02                        # the larger step fits faster
-    kind, best = load_any(folder / "best_config.yaml")               # labrun train accepts it
-    assert kind == "intro" and best.intro.lr == 0.02
+    lab, best = load(folder / "best_config.yaml")                # labrun train accepts it
+    assert lab.name == "intro" and best.intro.lr == 0.02
     assert (folder / "comparison.png").stat().st_size > 0
 
 
@@ -143,7 +130,7 @@ def test_rl_sweeps_need_a_number_of_workers_and_a_real_environment(tmp_path):
 
 
 def test_an_rl_trial_reserves_its_workers_in_one_placement_group():
-    from cluster.rl_trial import bundles, resolve_gpus, trial_config
+    from cluster.reinforce.trial import bundles, resolve_gpus, trial_config
 
     cfg = trial_config({"rollout": {"num_workers": 3}, "resources": {"cpus_per_worker": 0.5,
                                                                      "learner_gpus": 0.25}}, {})
@@ -174,8 +161,8 @@ def test_an_rl_sweep_runs_whole_reinforce_runs_as_trials(ray_address, tmp_path):
         assert (run / "checkpoints" / "iter_000004" / "learner.npz").exists()
         assert list(trial.glob("checkpoint_*"))                      # reported to Tune as well
     best_lr = float(rows[0]["learner.lr"])
-    kind, best = load_any(folder / "best_config.yaml")
-    assert kind == "rl" and best.learner.lr == best_lr and best.rollout.num_workers == 1
+    lab, best = load(folder / "best_config.yaml")
+    assert lab.name == "rl" and best.learner.lr == best_lr and best.rollout.num_workers == 1
 
 
 def test_an_interrupted_sweep_resumes_its_unfinished_trials(ray_address, tmp_path):
@@ -183,7 +170,7 @@ def test_an_interrupted_sweep_resumes_its_unfinished_trials(ray_address, tmp_pat
     the interrupted one from its last checkpoint rather than from epoch 1."""
     import signal
 
-    from conftest import start_cli, wait_for
+    from helpers import start_cli, wait_for
 
     experiment = {"name": "intro_t", "lab": "intro", "intro": {"epochs": 8, "steps_per_epoch": 1500},
                   "trial": {"cpus": 1, "gpus": 0}}

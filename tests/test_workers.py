@@ -12,7 +12,7 @@ WEIGHTS = [np.full((4, 32), 0.1, np.float32), np.zeros(32, np.float32),
 
 
 def group(run_id, max_restarts, events):
-    from cluster.workers import WorkerGroup
+    from cluster.reinforce.workers import WorkerGroup
 
     rollout = RolloutConfig(num_workers=2, envs_per_worker=2, episodes_per_env=1)
     return WorkerGroup(run_id, 2, (EnvConfig(), PolicyConfig(), rollout), seed=3,
@@ -46,7 +46,7 @@ def test_too_many_deaths_stop_the_run(ray_client):
 
 
 def test_remote_learner_matches_the_local_one(ray_client):
-    from cluster.workers import RemoteLearner
+    from cluster.reinforce.workers import RemoteLearner
     from rl.learner import ReinforceLearner
     from rl.rollout import RolloutWorker
 

@@ -1,7 +1,7 @@
 """Console lines for a Tune sweep: a trial started, its progress, finished or failed.
 
 Its own module because it subclasses Tune's ``Callback``: importing it imports Ray, which must
-wait until ``cluster.session`` has set Ray's environment up.
+wait until ``cluster.infra.session`` has set Ray's environment up.
 """
 
 from __future__ import annotations

@@ -17,19 +17,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from cluster import schema
-from cluster.experiment import ExperimentConfig
-from cluster.sweep import nested
+from cluster.config import schema
+from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment
+from cluster.config.sweep import nested
+from cluster.devices import enable_memory_growth
+from cluster.reinforce import checkpoint
+from cluster.reinforce.console import ConsoleProgress
+from cluster.reinforce.outputs import CONFIG_FILE
+from cluster.reinforce.trainer import Trainer
+from cluster.tuning.trainable import mark_finished
 
-# What a REINFORCE run reports each iteration (Atari adds the rollout/points_* and win-rate keys).
-METRICS = (
-    "rollout/episode_return_mean", "rollout/episode_return_min", "rollout/episode_return_max",
-    "rollout/episode_length_mean", "rollout/points_won_mean", "rollout/points_lost_mean",
-    "rollout/win_rate", "learner/loss", "learner/entropy", "learner/grad_norm",
-    "learner/batch_steps", "time/learn_s", "time/sample_s", "time/iteration_s",
-    "time/env_steps_per_s", "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
-    "counters/iteration", "counters/env_steps", "counters/episodes", "counters/worker_restarts",
-)
 RUN_FOLDER = "run"
 
 
@@ -61,18 +58,18 @@ def resolve_gpus(experiment: dict[str, Any], cluster_gpus: float) -> dict[str, A
     return experiment
 
 
+def resources(cfg: ExperimentConfig) -> Any:
+    """Tune's resources for each trial of a sweep over ``cfg``: its placement group."""
+    from ray import tune
+
+    return lambda config: tune.PlacementGroupFactory(
+        bundles(trial_config(config["experiment"], config["overrides"])))
+
+
 def rl_trainable(config: dict[str, Any]) -> None:
-    """One Tune trial: config = {"kind": "rl", "experiment" (plain data), "overrides" (key path -> value)}."""
+    """One Tune trial: config = {"lab": "rl", "experiment" (plain data), "overrides" (key path -> value)}."""
     from ray import tune
     from rich.console import Console
-
-    from cluster import checkpoint
-    from cluster.console import ConsoleProgress
-    from cluster.experiment import check_env, dump_experiment
-    from cluster.outputs import CONFIG_FILE
-    from cluster.trainer import Trainer
-    from cluster.tune_runner import mark_finished
-    from rl.learner import enable_memory_growth
 
     enable_memory_growth()
     cfg = trial_config(config["experiment"], config["overrides"])

@@ -1,4 +1,5 @@
-"""An experiment file: the components' configs plus how to run them (resources, stop, outputs)."""
+"""A REINFORCE experiment file (lab ``rl``): the rl/ components' configs plus how to run them
+(resources, stop criteria, outputs), its loading and the checks made before Ray starts."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Literal, Sequence
 
 import yaml
 
-from cluster import schema
-from cluster.schema import ConfigError
+from cluster.config import schema
+from cluster.config.schema import ConfigError
 from rl.config import EnvConfig, LearnerConfig, PolicyConfig, RolloutConfig
 
 
@@ -89,11 +90,7 @@ class ExperimentConfig:
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Reads, overrides and validates an experiment file; ConfigError says what is wrong."""
-    data, lines = schema.load_yaml(path)
-    extra = schema.parse_overrides(overrides)
-    merged = schema.merge(data, extra)
-    return schema.from_dict(ExperimentConfig, merged, source=str(path), lines=lines,
-                            override_keys=schema.flat_keys(extra))
+    return schema.load_config(path, overrides, ExperimentConfig)[0]
 
 
 def dump_experiment(cfg: ExperimentConfig, path: str | Path) -> None:
@@ -102,8 +99,9 @@ def dump_experiment(cfg: ExperimentConfig, path: str | Path) -> None:
 
 def check_env(cfg: ExperimentConfig, source: str) -> tuple[tuple[int, ...], int]:
     """Builds the environment once, so an unknown id stops the run before Ray starts."""
-    from rl.envs import env_spaces
     import gymnasium
+
+    from rl.envs import env_spaces
 
     try:
         obs_shape, num_actions = env_spaces(cfg.env)
@@ -116,4 +114,13 @@ def check_env(cfg: ExperimentConfig, source: str) -> tuple[tuple[int, ...], int]
         raise ConfigError(f"convolutions need image observations [H, W, C]; {cfg.env.id}'s are "
                           f"{list(obs_shape)}", source=source, key="policy.conv")
     return obs_shape, num_actions
+
+
+def check_sweep_trial(cfg: ExperimentConfig) -> None:
+    """What a sweep's trial needs beyond a valid experiment: a fixed number of rollout workers
+    (each trial reserves its workers' CPUs in its placement group)."""
+    if cfg.rollout.num_workers == "auto":
+        raise ConfigError("a sweep's trials need a number of workers, not 'auto' (each trial "
+                          "reserves its workers' CPUs); set it under `fixed:`, e.g. "
+                          "rollout.num_workers: 1", key="rollout.num_workers")
 

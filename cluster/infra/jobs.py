@@ -28,10 +28,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
-from cluster.session import ClusterError, is_loopback, prepare_environment
+from cluster.infra.local_cluster import LocalCluster
+from cluster.infra.net import is_loopback
+from cluster.infra.session import ClusterError, prepare_environment
 from cluster.storage import is_uri
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]   # the project folder
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 EXCLUDES = [".venv", ".git", "runs", ".pytest_cache", "*.egg-info", "__pycache__", "build",
             "benchmarks/results", "*.whl"]
@@ -43,7 +45,6 @@ def resolve_address(address: str | None) -> str:
     """The Jobs API's address: ``address``; else the cluster ``labrun cluster up`` recorded;
     else ``RAY_API_SERVER_ADDRESS``; else http://127.0.0.1:8265. A bare host:port gets http://."""
     if address is None:
-        from cluster.local_cluster import LocalCluster
 
         recorded = LocalCluster.load()
         address = (recorded.dashboard_url if recorded else None) or \

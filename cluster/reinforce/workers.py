@@ -10,6 +10,7 @@ from typing import Any, Callable
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
+from cluster.devices import enable_memory_growth
 from rl.rollout import RolloutWorker
 from rl.trajectory import Trajectories
 
@@ -75,16 +76,26 @@ class WorkerGroup:
         self.actors = []
 
 
+class _OnDevice:
+    """Inside the learner's actor: TensorFlow's memory growth on, then the learner built."""
+
+    def __init__(self, learner_cls: type, *args: Any, **kwargs: Any):
+        enable_memory_growth()
+        self._learner = learner_cls(*args, **kwargs)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._learner, name)(*args, **kwargs)
+
+
 class RemoteLearner:
     """A learner in its own Ray actor (to hold GPUs); same methods as the local one, blocking."""
 
     def __init__(self, learner_cls: type, *args: Any, num_gpus: float, **kwargs: Any):
-        self._actor = ray.remote(num_cpus=0, num_gpus=num_gpus, max_restarts=0)(learner_cls).remote(
-            *args, **kwargs)
+        self._actor = ray.remote(num_cpus=0, num_gpus=num_gpus, max_restarts=0)(_OnDevice).remote(
+            learner_cls, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._actor, name)
-        return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
+        return lambda *args, **kwargs: ray.get(self._actor.call.remote(name, *args, **kwargs))
 
     def shutdown(self) -> None:
         ray.kill(self._actor, no_restart=True)

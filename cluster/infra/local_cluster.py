@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from cluster.session import ClusterError, is_loopback, prepare_environment
+from cluster.infra.net import free_port, is_loopback
+from cluster.infra.session import ClusterError, prepare_environment
 
 STATE_ENV = "LABRUN_HOME"
 STATE_FILE = "cluster.json"
@@ -43,12 +43,6 @@ def _ray_bin() -> str:
     """The ``ray`` command of this Python environment."""
     beside = Path(sys.executable).with_name("ray")
     return str(beside) if beside.exists() else (shutil.which("ray") or "ray")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,13 @@ import logging
 import os
 from typing import Any
 
+from cluster.infra.net import is_loopback
 
 FORWARDED_ENV = ("LABRUN_DATA_DIR",)
 
 
 class ClusterError(RuntimeError):
     """Ray could not be started or reached; the message says why and what to try."""
-
-
-def is_loopback(address: str | None) -> bool:
-    """True for no address (embedded Ray) and for 127.x.x.x / localhost addresses."""
-    if address is None:
-        return True
-    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
-    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def prepare_environment(address: str | None) -> None:

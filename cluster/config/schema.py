@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import re
 import functools
 import inspect
+import re
 import textwrap
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "load_yaml", "parse_overrides", "to_dict", "field_docs"]
+__all__ = ["ConfigError", "from_dict", "load_config", "load_yaml", "parse_overrides", "to_dict",
+           "field_docs"]
 
 
 class ConfigError(ValueError):
@@ -127,6 +128,20 @@ def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
         else:
             out[key] = value
     return out
+
+
+def load_config(path: str | Path, overrides: Sequence[str],
+                config_class: type | Callable[[Mapping[str, Any], Mapping[str, int]], type],
+                ) -> tuple[Any, dict[str, int]]:
+    """The one YAML pipeline of every config file: read ``path``, apply the ``--set`` overrides,
+    choose the class (``config_class``, or a function of the merged data and the key lines that
+    returns it), validate. Returns (config, line of each key path); ConfigError says what is wrong."""
+    data, lines = load_yaml(path)
+    extra = parse_overrides(overrides)
+    merged = merge(data, extra)
+    cls = config_class if isinstance(config_class, type) else config_class(merged, lines)
+    return from_dict(cls, merged, source=str(path), lines=lines,
+                     override_keys=flat_keys(extra)), lines
 
 
 # ------------------------------------------------------------------------------------ validation

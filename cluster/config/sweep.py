@@ -14,10 +14,11 @@ scheduler: {kind: asha, grace_period: 1}
 max_concurrent_trials: 2
 ```
 
-The experiment may be a supervised lab or a REINFORCE experiment (each trial then starts its own
-rollout workers; see ``cluster/rl_trial.py``). Everything is checked before any trial starts: the
-kinds and their arguments, that every key path exists in the experiment and takes the values the
-space can give, and that the lab reports the metric.
+The experiment may be of any lab, REINFORCE included (each trial then starts its own rollout
+workers; see ``cluster/reinforce/trial.py``). Everything is checked before any trial starts
+(``cluster.labs.load_sweep``): the kinds of distribution and their arguments, that every key path
+exists in the experiment and takes the values the space can give, and that the lab reports the
+metric.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping
 
-from cluster import schema
-from cluster.schema import ConfigError
+from cluster.config import schema
+from cluster.config.schema import ConfigError
 
-KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,11 @@ def check_space(space: Mapping[str, Any], source: str,
     for key, spec in space.items():
         where = dict(source=source, key=f"search_space.{key}", line=lines.get(f"search_space.{key}"))
         if not isinstance(spec, Mapping) or len(spec) != 1:
-            raise ConfigError(f"expected one of {{{', '.join(KINDS)}: ...}}, got {spec!r}", **where)
+            raise ConfigError(f"expected one of {{{', '.join(DISTRIBUTIONS)}: ...}}, got {spec!r}", **where)
         (kind, args), = spec.items()
-        if kind not in KINDS:
+        if kind not in DISTRIBUTIONS:
             raise ConfigError(f"unknown search-space kind {kind!r}; expected one of "
-                              f"{', '.join(KINDS)}", **where)
+                              f"{', '.join(DISTRIBUTIONS)}", **where)
         if not isinstance(args, list) or not args:
             raise ConfigError(f"{kind}: expected a non-empty list, got {args!r}", **where)
         if kind in ("uniform", "loguniform", "randint"):
@@ -119,79 +120,12 @@ def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def experiment_class(kind: str) -> type:
-    from cluster.experiment import ExperimentConfig
-    from cluster.labs import LABS
-
-    return ExperimentConfig if kind == "rl" else LABS[kind].experiment
-
-
-def reported_metrics(kind: str) -> tuple[str, ...]:
-    from cluster.labs import LABS
-
-    if kind == "rl":
-        from cluster.rl_trial import METRICS
-
-        return METRICS
-    return LABS[kind].metrics()
-
-
 @dataclass(frozen=True)
 class Sweep:
     """A validated sweep: its config, the experiment it runs and the parsed search space."""
 
     cfg: SweepConfig
-    kind: str                                   # the experiment's lab
+    lab: Any                                    # the experiment's lab (cluster.labs.Lab)
     experiment_path: Path
     experiment_data: dict[str, Any]             # the experiment file, as plain data
     space: dict[str, tuple[str, list]]
-
-
-def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
-    from cluster.labs import lab_of
-
-    path = Path(path)
-    data, lines = schema.load_yaml(path)
-    extra = schema.parse_overrides(overrides)
-    cfg = schema.from_dict(SweepConfig, schema.merge(data, extra), source=str(path), lines=lines,
-                           override_keys=schema.flat_keys(extra))
-    if not cfg.search_space:
-        raise ConfigError("expected at least one key to search over", source=str(path),
-                          key="search_space", line=lines.get("search_space"))
-    space = check_space(cfg.search_space, str(path), lines)
-    exp_path = (path.parent / cfg.experiment).resolve()
-    exp_data, exp_lines = schema.load_yaml(exp_path)
-    kind = lab_of(exp_data, str(exp_path), exp_lines)
-    cls = experiment_class(kind)
-    schema.from_dict(cls, exp_data, source=str(exp_path), lines=exp_lines)
-    try:
-        exp_data = schema.merge(exp_data, nested(cfg.fixed))
-        base = schema.from_dict(cls, exp_data, source=str(exp_path))
-    except ConfigError as err:
-        raise ConfigError(f"does not fit the experiment: {err.key + ': ' if err.key else ''}"
-                          f"{err.message}", source=str(path), key="fixed",
-                          line=lines.get("fixed")) from None
-    for key, (k, args) in space.items():  # every value the space can give must be valid
-        for value in candidate_values(k, args):
-            try:
-                trial = schema.from_dict(cls, schema.merge(exp_data, nested({key: value})),
-                                         source=str(exp_path))
-                if kind == "rl" and trial.rollout.num_workers == "auto":
-                    raise ConfigError("a sweep's trials need a number of workers, not 'auto' "
-                                      "(each trial reserves its workers' CPUs); set it under "
-                                      "`fixed:`, e.g. rollout.num_workers: 1", key="rollout.num_workers")
-            except ConfigError as err:
-                raise ConfigError(f"{k} value {value!r} does not fit the experiment: "
-                                  f"{err.key + ': ' if err.key else ''}{err.message}",
-                                  source=str(path), key=f"search_space.{key}",
-                                  line=lines.get(f"search_space.{key}")) from None
-    if kind == "rl":
-        from cluster.experiment import check_env
-
-        check_env(base, str(exp_path))  # an unknown environment stops the sweep here
-    metrics = reported_metrics(kind)
-    if cfg.metric not in metrics:
-        raise ConfigError(f"{cfg.metric!r} is not reported by the {kind} lab; it reports "
-                          f"{', '.join(metrics)}", source=str(path), key="metric",
-                          line=lines.get("metric"))
-    return Sweep(cfg, kind, exp_path, exp_data, space)

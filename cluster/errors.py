@@ -1,0 +1,14 @@
+"""Exit codes of ``labrun`` and the error of bad input that is not a config key.
+
+Config errors are ``cluster.config.schema.ConfigError``; Ray or storage that cannot be reached
+are ``cluster.infra.session.ClusterError``. ``cluster/cli.py`` turns each into one line and an
+exit code.
+"""
+
+from __future__ import annotations
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input that is not a config key: a missing run folder, no checkpoint to resume."""

@@ -1,0 +1,129 @@
+"""The work of ``labrun submit``, ``jobs``, ``logs``, ``stop``, ``cluster`` and ``tensorboard``:
+jobs through Ray's Jobs API, the local multi-node cluster, TensorBoard on 127.0.0.1. Each returns
+the command's exit code."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from cluster.infra import jobs, local_cluster
+from cluster.infra.net import free_port
+
+
+def submit(command: str, config: str, sets: list[str], address: str | None, storage: str | None,
+           install: bool | None, wait: bool) -> int:
+    """Submits ``labrun COMMAND CONFIG`` as a job (its file checked by the caller first) and
+    follows its logs unless ``wait`` is false."""
+    client = jobs.connect(address)
+    job_id = jobs.submit(client, command, config, sets, storage, install)
+    print(f"submitted {job_id} to {client.labrun_address}", flush=True)
+    if not wait:
+        print(f"follow it with `labrun logs {job_id} --follow`; stop it with `labrun stop {job_id}`")
+        return EXIT_OK
+    try:
+        status = jobs.follow(client, job_id)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; the job goes on: `labrun logs {job_id} --follow`, "
+              f"`labrun stop {job_id}`", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"job {job_id}: {status}")
+    return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+
+
+def list_jobs(address: str | None) -> int:
+    client = jobs.connect(address)
+    table = Table(title=f"jobs at {client.labrun_address}", title_justify="left")
+    for column in ("job", "status", "started"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("entrypoint", overflow="fold")
+    for job in jobs.list_jobs(client):
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time / 1000)) \
+            if job.start_time else ""
+        table.add_row(job.submission_id or job.job_id or "", str(job.status.value), started,
+                      job.entrypoint)
+    Console().print(table)
+    return EXIT_OK
+
+
+def logs(job: str, follow: bool, address: str | None) -> int:
+    client = jobs.connect(address)
+    if not follow:
+        print(jobs.logs(client, job), end="")
+        return EXIT_OK
+    status = jobs.follow(client, job)
+    print(f"job {job}: {status}")
+    return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+
+
+def stop(job: str, address: str | None) -> int:
+    client = jobs.connect(address)
+    stopped = jobs.stop(client, job)
+    print(f"job {job}: {'stopping' if stopped else 'had already ended'}")
+    return EXIT_OK
+
+
+def cluster_up(workers: int, cpus_per_node: int | None, host: str, head_cpus: int | None) -> int:
+    cluster = local_cluster.up(workers, cpus_per_node, host, head_cpus=head_cpus)
+    head = "" if cluster.head_cpus is None else f" (the head {cluster.head_cpus})"
+    print(f"Ray cluster up: a head and {cluster.workers} worker node(s), {cluster.cpus_per_node} "
+          f"CPU(s) each{head}, token authentication on\n"
+          f"  join (drivers, --address):  {cluster.gcs_address}\n"
+          f"  Jobs API and dashboard:     {cluster.dashboard_url}\n"
+          f"  submit:  labrun submit configs/cartpole.yaml\n"
+          f"  stop:    labrun cluster down")
+    return EXIT_OK
+
+
+def cluster_down() -> int:
+    cluster, stopped = local_cluster.down()
+    if cluster is None:
+        print(f"no cluster recorded in {local_cluster.state_path()}; nothing to stop")
+    else:
+        print(f"stopped the cluster at {cluster.gcs_address} ({stopped} processes)")
+    return EXIT_OK
+
+
+def cluster_status() -> int:
+    cluster = local_cluster.LocalCluster.load()
+    if cluster is None:
+        print(f"no cluster recorded in {local_cluster.state_path()}")
+        return EXIT_FAILED
+    nodes = local_cluster.alive_nodes(cluster.dashboard_url)
+    print(f"cluster at {cluster.gcs_address} (Jobs API {cluster.dashboard_url}): {nodes} of "
+          f"{cluster.workers + 1} nodes alive, {len(cluster.processes())} processes")
+    return EXIT_OK if nodes else EXIT_FAILED
+
+
+def tensorboard(runs_dir: str, port: int | None) -> int:
+    """TensorBoard on 127.0.0.1 over ``runs_dir`` until Ctrl-C."""
+    logdir = Path(runs_dir)
+    if not logdir.is_dir():
+        raise UsageError(f"{logdir}: no such folder (train something first, or name the runs folder)")
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+           "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        print(f"error: TensorBoard exited: {proc.stderr.read().strip()[-500:]}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
+    try:
+        return EXIT_OK if proc.wait() == 0 else EXIT_FAILED
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return EXIT_OK

@@ -1,0 +1,162 @@
+"""The work of ``labrun train``, ``resume`` and ``eval`` for a REINFORCE run: the run folder (or
+its storage URI), Ray, the Trainer, and the summary table. Each returns the command's exit code."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment, load_experiment
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from cluster.infra.session import RaySession
+from cluster.reinforce import checkpoint
+from cluster.reinforce.console import ConsoleProgress
+from cluster.reinforce.outputs import CONFIG_FILE, new_run_dir
+from cluster.reinforce.trainer import RunResult, Trainer, prefetch_tensorflow
+from cluster.storage import Mirror, StorageError, is_uri, join, open_uri, split, staging_dir
+
+
+def train(lab: Any, cfg: ExperimentConfig, runs_dir: str | None, address: str | None,
+          source: str = "") -> int:
+    """``labrun train``: a new run folder under ``runs_dir`` (or a storage URI's staging
+    folder, mirrored there), trained until a stop criterion."""
+    runs_dir = runs_dir or cfg.output.runs_dir
+    obs_shape, num_actions = check_env(cfg, source)
+    mirror = None
+    if is_uri(runs_dir):                # written here, copied there after every checkpoint
+        open_uri(runs_dir)              # a bad scheme or missing credentials: say so now
+        run_dir = new_run_dir(staging_dir(runs_dir), cfg.name, cfg.seed)
+        mirror = Mirror(run_dir, join(runs_dir, run_dir.name))
+    else:
+        run_dir = new_run_dir(runs_dir, cfg.name, cfg.seed)
+    dump_experiment(cfg, run_dir / CONFIG_FILE)
+    return _run(cfg, run_dir, obs_shape, num_actions, address, resume=None, mirror=mirror)
+
+
+def resume(run_dir: str, overrides: list[str], address: str | None) -> int:
+    """``labrun resume`` of a REINFORCE run folder (or URI: fetched, continued, copied back)."""
+    mirror = None
+    if is_uri(run_dir):
+        parent, name = split(run_dir)
+        mirror = Mirror(staging_dir(parent) / name, run_dir.rstrip("/"))
+        print(f"fetching {run_dir}: {mirror.pull()} files")
+        run_dir = str(mirror.local)
+    folder = existing_run_dir(run_dir)
+    cfg = load_experiment(folder / CONFIG_FILE, overrides)
+    ckpt = checkpoint.latest(folder / "checkpoints")
+    if ckpt is None:
+        raise UsageError(f"{folder}: no checkpoint to resume from")
+    obs_shape, num_actions = check_env(cfg, str(folder / CONFIG_FILE))
+    if overrides:
+        dump_experiment(cfg, folder / CONFIG_FILE)
+    return _run(cfg, folder, obs_shape, num_actions, address, resume=checkpoint.load(ckpt),
+                mirror=mirror)
+
+
+def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: str | None,
+         resume, mirror: Mirror | None = None) -> int:
+    progress = ConsoleProgress(cfg.output.console_every_s)
+    progress.console.print(f"run folder: {run_dir}" + (f" (copied to {mirror.uri} after every "
+                                                       f"checkpoint)" if mirror else ""))
+    prefetch_tensorflow(cfg)
+
+    def push_after_checkpoint(metrics, ckpt) -> None:  # the Trainer's on_iteration hook
+        if ckpt is not None:
+            try:
+                mirror.push()
+            except StorageError as err:  # the run goes on; the next checkpoint's push retries
+                progress.console.print(f"could not copy the run to storage: {err}")
+    try:
+        with RaySession(address=address):
+            result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume,
+                             progress=progress,
+                             on_iteration=push_after_checkpoint if mirror else None).run()
+    except KeyboardInterrupt:  # Ctrl-C while Ray was starting or stopping
+        progress.console.print("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception:
+        with open(run_dir / "run.log", "a") as log:
+            log.write(traceback.format_exc())
+        raise
+    finally:
+        stored = True
+        if mirror is not None:
+            try:
+                mirror.push()   # the final checkpoint and logs (also after a failure or Ctrl-C)
+            except StorageError as err:
+                stored = False
+                progress.console.print(f"error: could not copy the run to storage: {err}; it is "
+                                       f"complete in {run_dir}")
+    progress.summary(f"labrun: {cfg.name}", _summary_rows(result, mirror))
+    if not stored:
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
+
+
+def _summary_rows(result: RunResult, mirror: Mirror | None) -> list[tuple[str, str]]:
+    s, m = result.state, result.last_metrics
+    return [
+        ("stopped", result.stop_reason),
+        ("iterations", f"{s.iteration:,}"),
+        ("env steps", f"{s.env_steps:,}"),
+        ("episodes", f"{s.episodes:,}"),
+        ("train time", f"{s.train_time_s:.1f} s"),
+        (f"return (last {len(s.recent_returns)})",
+         f"{m['rollout/episode_return_mean']:.1f}" if "rollout/episode_return_mean" in m else "-"),
+        ("best return mean", f"{s.best_return_mean:.1f}" if s.best_return_mean is not None else "-"),
+        ("env steps/s", f"{s.env_steps / max(s.train_time_s, 1e-9):,.0f}"),
+        ("worker restarts", str(s.worker_restarts)),
+        ("run folder", str(result.run_dir)),
+        *([("stored at", mirror.uri)] if mirror else []),
+    ]
+
+
+def evaluate(run_dir: str, episodes: int, seed: int | None, sample: bool, video: bool,
+             video_steps: int | None) -> int:
+    """``labrun eval``: the latest checkpoint's policy played in this process."""
+    from rl.evaluation import evaluate as play
+
+    folder = existing_run_dir(run_dir)
+    cfg = load_experiment(folder / CONFIG_FILE)
+    check_env(cfg, str(folder / CONFIG_FILE))
+    ckpt = checkpoint.latest(folder / "checkpoints")
+    if ckpt is None:
+        raise UsageError(f"{folder}: no checkpoint to evaluate")
+    learner_state, counters = checkpoint.load(ckpt)
+    seed = cfg.seed if seed is None else seed
+    metrics = play(cfg.env, cfg.policy, learner_state["weights"], episodes, seed=seed,
+                   greedy=not sample)
+    metrics["eval/checkpoint_iteration"] = float(counters["iteration"])
+    (folder / "eval.json").write_text(json.dumps(metrics, indent=2))
+    rows = [(k.removeprefix("eval/"), f"{v:.2f}") for k, v in metrics.items()]
+    if video:
+        rows += [(f"video ({kind})", str(path)) for kind, path in _eval_video(
+            cfg, learner_state["weights"], folder, counters["iteration"], seed, sample, video_steps)]
+    ConsoleProgress().summary(
+        f"labrun eval: {folder.name} ({'sampled' if sample else 'greedy'} actions, "
+        f"checkpoint {ckpt.name})", rows)
+    return EXIT_OK
+
+
+def _eval_video(cfg: ExperimentConfig, weights, run_dir: Path, iteration: int, seed: int,
+                sample: bool, max_steps: int | None) -> list[tuple[str, Path]]:
+    """One more episode, rendered: an MP4 and a GIF in RUN_DIR/videos/."""
+    from rl.video import VideoUnavailable, record_episode, write_gif, write_mp4
+
+    try:
+        episode = record_episode(cfg.env, cfg.policy, weights, seed=seed, greedy=not sample,
+                                 max_steps=max_steps)
+    except VideoUnavailable as err:
+        raise UsageError(f"--video: {err}") from None
+    stem = run_dir / "videos" / f"eval_iter{iteration:06d}"
+    return [("mp4", write_mp4(episode.frames, stem.with_suffix(".mp4"), episode.fps)),
+            ("gif", write_gif(episode.frames, stem.with_suffix(".gif"), episode.fps))]
+
+
+def existing_run_dir(path: str) -> Path:
+    run_dir = Path(path)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UsageError(f"{run_dir}: not a run folder (it has no config.yaml)")
+    return run_dir

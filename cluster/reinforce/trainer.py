@@ -1,0 +1,312 @@
+"""The distributed REINFORCE loop: sample from all workers -> update -> broadcast.
+
+The rollout workers are Ray actors; the learner lives in this (driver) process, or in a Ray actor
+holding GPUs when the config asks for them. Each iteration the learner's weights are put into
+Ray's object store once and every worker reads that one copy. Around the loop, not inside it:
+metrics to the run folder and the console, checkpoints, videos, the caller's hook (a Tune trial
+reports through it) and the stop criteria (``_after_iteration``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from cluster.config.rl_experiment import ExperimentConfig
+from cluster.config.schema import ConfigError
+from cluster.devices import enable_memory_growth
+from cluster.infra.session import RaySession
+from cluster.reinforce import checkpoint
+from cluster.reinforce.console import ConsoleProgress
+from cluster.reinforce.outputs import RunOutputs, plot_learning_curve
+from rl import episodes
+from rl.episodes import EpisodeStats
+
+LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "learner/batch_steps",
+                   "time/learn_s")
+LOOP_METRICS = ("time/sample_s", "time/iteration_s", "time/env_steps_per_s",
+                "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
+                "counters/iteration", "counters/env_steps", "counters/episodes",
+                "counters/worker_restarts")
+# Every metric a REINFORCE run reports (Atari's only for ALE/ ids): what sweeps may rank by.
+# tests/test_cli.py and tests/test_pong.py fail when a run reports one missing from here.
+METRICS = episodes.METRICS + episodes.ATARI_METRICS + LEARNER_METRICS + LOOP_METRICS
+
+@dataclass
+class RunState:
+    """Counters that a checkpoint carries, so a resumed run continues where it was."""
+
+    iteration: int = 0
+    env_steps: int = 0
+    episodes: int = 0
+    train_time_s: float = 0.0
+    worker_restarts: int = 0
+    generation: int = 0
+    best_return_mean: float | None = None
+    recent_returns: list[float] = field(default_factory=list)
+    recent_lengths: list[int] = field(default_factory=list)
+    recent_won: list[int] = field(default_factory=list)      # points won and lost (Atari)
+    recent_lost: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    stop_reason: str
+    state: RunState
+    last_metrics: dict[str, float]
+
+
+def stop_reason(cfg: ExperimentConfig, state: RunState, return_mean: float | None) -> str | None:
+    """Which configured stop criterion the run has met, if any."""
+    stop = cfg.stop
+    if (stop.mean_return is not None and return_mean is not None
+            and len(state.recent_returns) >= stop.window and return_mean >= stop.mean_return):
+        return f"solved: mean return {return_mean:.1f} >= {stop.mean_return:g} over {stop.window} episodes"
+    if stop.env_steps is not None and state.env_steps >= stop.env_steps:
+        return f"env step budget reached ({stop.env_steps:,})"
+    if stop.iterations is not None and state.iteration >= stop.iterations:
+        return f"iteration budget reached ({stop.iterations})"
+    if stop.wall_time_s is not None and state.train_time_s >= stop.wall_time_s:
+        return f"wall time budget reached ({stop.wall_time_s:g} s)"
+    return None
+
+
+class Trainer:
+    """Runs one experiment on the current Ray session. ``run()`` returns when a stop criterion is
+    met or on Ctrl-C; either way it writes a final checkpoint and stops its actors."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, obs_shape: tuple[int, ...],
+                 num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
+                 progress: ConsoleProgress | None = None,
+                 on_iteration: Callable[[dict[str, float], Path | None], None] | None = None,
+                 run_id: str | None = None):
+        """``on_iteration(metrics, checkpoint_dir or None)`` is called after every iteration (a
+        Tune trial reports through it); ``run_id`` (default: the run folder's name) names the
+        run's Ray actors, so it must be unique on the cluster."""
+        self.cfg = cfg
+        self.run_id = run_id or run_dir.name
+        self.on_iteration = on_iteration
+        self.run_dir = run_dir
+        self.obs_shape, self.num_actions = obs_shape, num_actions
+        self.progress = progress or ConsoleProgress(cfg.output.console_every_s)
+        self.learner_state = None
+        self.state = RunState()
+        if resume is not None:
+            self.learner_state, counters = resume
+            self.state = RunState(**counters)
+            self.state.generation += 1  # fresh worker seeds: a resumed run never replays
+        self.outputs = RunOutputs(run_dir, self.state.env_steps if resume is not None else None)
+        s = self.state
+        self.episodes = EpisodeStats(cfg.stop.window, cfg.env.is_atari, s.recent_returns,
+                                     s.recent_lengths, s.recent_won, s.recent_lost)
+        self.metrics: dict[str, float] = {}
+        self.frameskip = 1
+        self.videos = cfg.output.video_every is not None
+
+    # ---------------------------------------------------------------------------------- loop
+
+    def run(self) -> RunResult:
+        reason = None
+        try:
+            with self._workers() as workers, self._learner() as learner:
+                try:
+                    reason = self._loop(workers, learner)
+                except KeyboardInterrupt:
+                    reason = "interrupted (Ctrl-C)"
+                finally:
+                    self.state.worker_restarts = workers.restarts
+                    self.progress.close()
+                    try:
+                        self._checkpoint(learner)
+                    except Exception as err:  # the learner's actor may be gone with the cluster
+                        self._event(f"could not write the final checkpoint: {err}")
+        finally:
+            reason = reason or "failed"  # an exception is on its way up
+            self._event(f"stopped: {reason}")
+            self.outputs.close()
+            plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
+        return RunResult(self.run_dir, reason, self.state, self.metrics)
+
+    def _loop(self, workers: Any, learner: Any) -> str:
+        """sample -> update -> broadcast, until a stop criterion is met; returns which."""
+        import ray
+
+        weights = learner.get_weights()
+        weights_ref = ray.put(weights)                        # one copy, read by every worker
+        clock = time.monotonic()
+        while True:
+            start = time.perf_counter()
+            batches = workers.sample(weights_ref)             # sample: whole episodes, all workers
+            sample_s = time.perf_counter() - start
+            learn_metrics = learner.update(batches)           # update: one gradient step
+            weights = learner.get_weights()
+            weights_ref = ray.put(weights)                    # broadcast
+            iter_s = time.perf_counter() - start
+            now = time.monotonic()
+            self.state.train_time_s += now - clock
+            clock = now
+            self.metrics = self._record(batches, learn_metrics, sample_s, iter_s, workers.restarts)
+            reason = self._after_iteration(learner, weights)
+            if reason is not None:
+                return reason
+
+    def _after_iteration(self, learner: Any, weights: list[np.ndarray]) -> str | None:
+        """The cadence around the loop: metrics out, checkpoint, the caller's hook, video; then
+        the stop criterion met, if any."""
+        state, output, metrics = self.state, self.cfg.output, self.metrics
+        self.outputs.write(metrics, step=state.env_steps)
+        self.progress.update(metrics)
+        ckpt = self._checkpoint(learner) if state.iteration % output.checkpoint_every == 0 else None
+        if self.on_iteration is not None:
+            self.on_iteration(metrics, ckpt)
+        if self.videos and state.iteration % output.video_every == 0:
+            self._video(weights)
+        return stop_reason(self.cfg, state, metrics.get("rollout/episode_return_mean"))
+
+    def _record(self, batches: list, learn_metrics: dict[str, float], sample_s: float,
+                iter_s: float, restarts: int) -> dict[str, float]:
+        """Counts the iteration into the run's state; its flat metrics."""
+        state = self.state
+        steps = sum(b.num_steps for b in batches)
+        state.episodes += self.episodes.add(batches)
+        state.env_steps += steps
+        state.iteration += 1
+        state.worker_restarts = restarts
+        for key, value in self.episodes.state().items():  # the window, for the next checkpoint
+            setattr(state, key, value)
+        rollout = self.episodes.metrics()
+        mean = rollout["rollout/episode_return_mean"]
+        state.best_return_mean = mean if state.best_return_mean is None else max(state.best_return_mean, mean)
+        frames = {"time/frames_per_s": steps * self.frameskip / iter_s} if self.cfg.env.is_atari else {}
+        return {
+            **rollout,
+            **frames,
+            **learn_metrics,
+            "time/sample_s": sample_s,
+            "time/iteration_s": iter_s,
+            "time/env_steps_per_s": steps / iter_s,
+            "time/sample_steps_per_s": steps / sample_s,
+            "time/train_s": state.train_time_s,
+            "counters/iteration": float(state.iteration),
+            "counters/env_steps": float(state.env_steps),
+            "counters/episodes": float(state.episodes),
+            "counters/worker_restarts": float(restarts),
+        }
+
+    # --------------------------------------------------------------------------------- set-up
+
+    @contextmanager
+    def _workers(self) -> Iterator[Any]:
+        """The run's rollout workers (a WorkerGroup), stopped on the way out."""
+        from cluster.reinforce.workers import WorkerGroup
+        from rl.envs import frameskip
+
+        cfg, state = self.cfg, self.state
+        self.frameskip = frameskip(cfg.env)
+        num_workers = self._num_workers()
+        self._event(f"starting {num_workers} rollout worker(s) x {cfg.rollout.envs_per_worker} "
+                    f"env(s) of {cfg.env.id}")
+        workers = WorkerGroup(
+            run_id=self.run_id, num_workers=num_workers,
+            worker_args=(cfg.env, cfg.policy, cfg.rollout), seed=cfg.seed,
+            cpus_per_worker=cfg.resources.cpus_per_worker,
+            max_restarts=cfg.resources.max_worker_restarts, restarts_used=state.worker_restarts,
+            generation=state.generation, on_event=self._event,
+            placement=cfg.resources.worker_placement)
+        try:
+            yield workers
+        finally:
+            workers.shutdown()
+
+    @contextmanager
+    def _learner(self) -> Iterator[Any]:
+        """The learner, restored from the checkpoint being resumed. Built after the workers, so
+        that their processes start while TensorFlow loads here."""
+        cfg = self.cfg
+        gpus = cfg.resources.learner_gpus
+        if gpus == "auto":
+            gpus = 1.0 if RaySession.resources().get("GPU", 0) >= 1 else 0.0
+        args = (self.obs_shape, self.num_actions, cfg.policy, cfg.learner)
+        if gpus:
+            from cluster.reinforce.workers import RemoteLearner
+            from rl.learner import ReinforceLearner
+
+            self._event(f"learner placed in a Ray actor with {gpus:g} GPU(s)")
+            learner = RemoteLearner(ReinforceLearner, *args, seed=cfg.seed, num_gpus=gpus)
+        else:
+            enable_memory_growth()  # before TensorFlow touches a GPU that others may share
+            from rl.learner import ReinforceLearner
+
+            learner = ReinforceLearner(*args, seed=cfg.seed)
+        if self.learner_state is not None:
+            learner.set_state(self.learner_state)
+            self._event(f"resumed at iteration {self.state.iteration}, "
+                        f"{self.state.env_steps:,} env steps")
+        try:
+            yield learner
+        finally:
+            if hasattr(learner, "shutdown"):
+                learner.shutdown()
+
+    def _num_workers(self) -> int:
+        n = self.cfg.rollout.num_workers
+        per_worker = self.cfg.resources.cpus_per_worker
+        cpus = RaySession.resources().get("CPU", 0.0)
+        if n == "auto":
+            return max(1, int(cpus // per_worker))
+        if n * per_worker > cpus:  # the actors would wait for CPUs forever
+            raise ConfigError(
+                f"{n} workers x resources.cpus_per_worker={per_worker:g} need {n * per_worker:g} "
+                f"CPUs; the Ray cluster has {cpus:g}. Lower either, or use num_workers: auto",
+                key="rollout.num_workers")
+        return n
+
+    def _event(self, message: str) -> None:
+        self.outputs.event(message)
+        self.progress.event(message)
+
+    def _video(self, weights: list[np.ndarray]) -> None:
+        """The current policy playing one episode: MP4 and GIF in videos/, the GIF in TensorBoard."""
+        from rl.video import VideoUnavailable, gif_bytes, record_episode, write_mp4
+
+        cfg, it = self.cfg, self.state.iteration
+        try:
+            episode = record_episode(cfg.env, cfg.policy, weights, seed=cfg.seed + it,
+                                     max_steps=cfg.output.video_max_steps)
+        except VideoUnavailable as err:
+            self._event(f"videos off: {err}")
+            self.videos = False
+            return
+        stem = self.run_dir / "videos" / f"iter{it:06d}"
+        write_mp4(episode.frames, stem.with_suffix(".mp4"), episode.fps)
+        gif = gif_bytes(episode.frames, episode.fps)
+        stem.with_suffix(".gif").write_bytes(gif)
+        h, w = episode.frames[0, ::2, ::2].shape[:2]
+        self.outputs.add_gif("video/policy", gif, h, w, step=self.state.env_steps)
+        self._event(f"video: {stem.name}.mp4 ({episode.steps} steps, return {episode.episode_return:g})")
+
+    def _checkpoint(self, learner: Any) -> Path:
+        self.outputs.flush()  # TensorBoard holds events back; a checkpoint's history is on disk
+        return checkpoint.save(self.run_dir / "checkpoints", self.state.iteration, learner.get_state(),
+                        dataclasses.asdict(self.state), keep=self.cfg.output.keep_checkpoints)
+
+
+def prefetch_tensorflow(cfg: ExperimentConfig) -> threading.Thread | None:
+    """Imports TensorFlow (~7 s) in a thread while Ray starts, when the learner runs here.
+
+    Nothing needs to wait for the thread: a later ``import rl.learner`` blocks on the import lock
+    until this one finishes."""
+    if cfg.resources.learner_gpus != 0:
+        return None
+    thread = threading.Thread(target=importlib.import_module, args=("rl.learner",), daemon=True)
+    thread.start()
+    return thread

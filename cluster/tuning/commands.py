@@ -1,0 +1,153 @@
+"""The work of ``labrun train`` for a supervised lab, ``labrun tune`` and ``labrun resume`` of a
+Tune run: start (or join) Ray, run the study's trials, print the results table and where the
+files are. Each returns the command's exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+from cluster import storage
+from cluster.config.sweep import Sweep
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from cluster.infra.session import RaySession
+from cluster.tuning.results import summarise
+from cluster.tuning.runner import run_trials
+from cluster.tuning.study import BEST_FILE, PLOT_FILE, RESULTS_FILE, STUDY_FILE, Study
+
+
+def train(lab: Any, cfg: Any, runs_dir: str | None, address: str | None, source: str = "") -> int:
+    """``labrun train`` of a supervised lab: one Tune trial."""
+    return run_study(Study.single(lab, cfg, runs_dir), lab, address)
+
+
+def tune(sweep: Sweep, runs_dir: str | None, address: str | None, resume: str | None,
+         labs: Mapping[str, Any]) -> int:
+    """``labrun tune``: a new sweep, or (``resume``) the latest one of its name or a given folder
+    (``labs``: the registry, ``cluster.labs.LABS``, for the lab of that folder)."""
+    if resume is None:
+        return run_study(Study.from_sweep(sweep, runs_dir), sweep.lab, address)
+    if resume != "latest":
+        return resume_study(resume, labs, address)
+    new = Study.from_sweep(sweep, runs_dir)
+    prefix = f"{sweep.cfg.name}__"
+    if new.storage:
+        found = [storage.join(new.storage, name) for name in storage.folders(new.storage, prefix)]
+    else:
+        found = [str(p) for p in sorted(new.runs_dir.glob(f"{prefix}*"), key=lambda p: p.stat().st_mtime)]
+    if not found:
+        raise UsageError(f"--resume: no earlier sweep {sweep.cfg.name!r} under "
+                         f"{new.storage or new.runs_dir}")
+    return resume_study(found[-1], labs, address)
+
+
+def is_study(folder: str) -> bool:
+    """Whether ``folder`` (a path or URI) is a Tune run or sweep rather than a REINFORCE run."""
+    if storage.is_uri(folder):
+        return storage.is_file(storage.join(folder, STUDY_FILE))
+    return (Path(folder) / STUDY_FILE).is_file()
+
+
+def resume_study(folder: str | Path, labs: Mapping[str, Any], address: str | None) -> int:
+    """Continues the unfinished trials of a Tune run or sweep (``labs``: the registry)."""
+    try:
+        study = Study.load(folder)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return run_study(study, labs[study.lab], address, resume=True)
+
+
+def run_study(study: Study, lab: Any, address: str | None, resume: bool = False) -> int:
+    """Runs a lab's trial(s) through Tune and prints the results table."""
+    console = Console(highlight=False)
+    console.print(f"{'resuming' if resume else 'running'} {study.lab} trial(s): {study.location}")
+    if not resume:
+        study.save()
+    with RaySession(address=address):
+        results = run_trials(study, lab, resume=resume)
+    rows = summarise(study, lab, results)
+    console.print(_results_table(study, rows))
+    console.print(_files_table(study))
+    unfinished = [r for r in rows if r["status"] == "unfinished"]
+    if unfinished:
+        console.print(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
+                      f"labrun resume {study.location}", soft_wrap=True)  # a path to copy, unbroken
+        return EXIT_INTERRUPTED
+    failed = [r for r in rows if r["status"] == "error"]
+    if failed:
+        console.print(f"error: {len(failed)} trial(s) failed after their restarts; see "
+                      f"{failed[0]['path']}/error.txt", soft_wrap=True)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _results_table(study: Study, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"labrun: {study.name} (best first by {study.metric}, {study.mode})",
+                  title_justify="left")
+    columns = ["trial", *study.space, study.metric, "epochs", "status"]
+    for column in columns:
+        table.add_column(column.split(".")[-1] if column in study.space else column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row[c]) for c in columns))
+    return table
+
+
+def _files_table(study: Study) -> Table:
+    outputs = Table(show_header=False)
+    stored = [("stored at", f"{study.location} (Tune's trials, checkpoints and TensorBoard files; "
+                            f"copies of the files above)")] if study.storage else []
+    for key, value in (("folder", study.folder), ("results", study.folder / RESULTS_FILE),
+                       ("best config", study.folder / BEST_FILE),
+                       ("comparison", study.folder / PLOT_FILE), *stored,
+                       ("tensorboard", f"labrun tensorboard {study.folder}" if not study.storage
+                        else f"tensorboard --logdir {study.location} (where TensorFlow reads that scheme)")):
+        outputs.add_row(key, str(value))
+    return outputs
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def generate(run_dir: str, songs: int, temperature: float | None, length: int | None, seed: int,
+             out: str | None) -> int:
+    """``labrun generate``: tunes sampled from a music lab run's latest checkpoint."""
+    from supervised.music_audio import find_renderer
+    from supervised.music_generation import (
+        CheckpointNotFound,
+        find_checkpoint,
+        load_generator,
+        sample_songs,
+        write_songs,
+    )
+
+    try:
+        folder = find_checkpoint(run_dir)
+    except CheckpointNotFound as err:
+        raise UsageError(str(err)) from None
+    rnn, vocab, counters = load_generator(folder)
+    saved = counters.get("generation", {})
+    target = Path(out) if out else Path(run_dir) / "generated"
+    renderer = find_renderer()
+    console = Console(highlight=False)
+    console.print(f"checkpoint: {folder} (epoch {counters.get('epoch')})")
+    console.print("audio: " + ("no MIDI synthesiser on PATH (timidity, fluidsynth); the built-in "
+                               "additive one plays the .wav files" if renderer == "builtin"
+                               else f"{renderer} plays the .wav files"))
+    tunes = sample_songs(rnn, vocab, songs, length=length or saved.get("length", 1000),
+                         temperature=temperature or saved.get("temperature", 1.0),
+                         start_string=saved.get("start_string", "X"), seed=seed)
+    reports = write_songs(target, tunes, renderer)
+    table = Table(title=f"labrun generate: {len(reports)} tunes in {target}", title_justify="left")
+    for column in ("song", "title", "valid", "reason", "files"):
+        table.add_column(column, overflow="fold")
+    for r in reports:
+        table.add_row(r.name, r.title or "-", "yes" if r.valid else "no",
+                      r.reason + ("" if r.complete else " (cut off)"), " ".join(r.files))
+    console.print(table)
+    valid = sum(r.valid for r in reports)
+    console.print(f"valid: {valid} of {len(reports)} ({valid / max(len(reports), 1):.0%})")
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""The project's file helpers: one atomic write, one downloader. ``cluster/`` uses them too.
+
+``atomic_write`` puts a file in place whole or not at all: written to a temporary file beside it,
+flushed to disk, then renamed over it. ``download`` streams a URL the same way, checking its
+SHA-256 on the way, so a file at ``dest`` is always a complete, checked one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+CHUNK = 1 << 20  # bytes read and written at a time
+
+
+class FolderNotWritable(OSError):
+    """``download`` could not make its temporary file in dest's folder; nothing was fetched."""
+
+
+class ChecksumMismatch(ValueError):
+    """A download whose SHA-256 is not the one expected; nothing was kept."""
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Writes ``data`` (str: as UTF-8) to ``path`` through a temporary file in the same folder,
+    flushed to disk and renamed into place: the file is the old one or the new one, never a part.
+    Makes the folder if needed; on any failure the temporary file is removed. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: str | Path, *, sha256: str | None, timeout: float, what: str = "",
+             check: Callable[[Path], object] | None = None) -> Path:
+    """Streams ``url`` (urllib: http(s), file) to a temporary file beside ``dest``, computing its
+    SHA-256 chunk by chunk, with progress on stderr (``what``, default dest's name, labels it);
+    then checks it: the digest against ``sha256`` (None: not checked; ChecksumMismatch naming
+    both), and ``check(temporary path)`` if given (it raises to refuse the file). A file that
+    passes is renamed to ``dest``; on any failure the temporary file is removed and ``dest`` is
+    left as it was. ``timeout``: seconds per blocking read. FolderNotWritable if dest's folder
+    cannot take the temporary file; URLError, HTTPError or a timeout (all OSErrors) from the
+    transfer. Returns ``dest``."""
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as err:
+        raise FolderNotWritable(f"cannot write to the folder {dest.parent}: {err}") from err
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
+            size = response.headers.get("Content-Length")
+            with _progress(what or dest.name, int(size) if size and size.isdigit() else None) as advance:
+                while chunk := response.read(CHUNK):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    advance(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())
+        if sha256 is not None and (got := digest.hexdigest()) != sha256:
+            raise ChecksumMismatch(f"SHA-256 {got} is not the expected {sha256}")
+        if check is not None:
+            check(Path(tmp))
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already if it was renamed
+    return dest
+
+
+@contextmanager
+def _progress(what: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """``advance(bytes)`` of a download's progress on stderr: a rich bar on a terminal, else a
+    plain line at every further tenth of ``total`` (with no total known: every 10 MiB)."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), console=Console(stderr=True)) as bar:
+            task = bar.add_task(f"downloading {what}", total=total)
+            yield lambda n: bar.advance(task, n)
+        return
+    done, reported = 0, 0
+    step = max(1, total // 10) if total else 10 << 20
+
+    def advance(n: int) -> None:
+        nonlocal done, reported
+        done += n
+        if done // step > reported:
+            reported = done // step
+            of = f" of {total / 2**20:.1f} MiB ({100 * done / total:.0f}%)" if total else " MiB"
+            print(f"downloading {what}: {done / 2**20:.1f}{of}", file=sys.stderr, flush=True)
+
+    yield advance
