@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from rl.atari import (BACKGROUND_RED, BatchFrameDifference, dilate3x3, frame_difference,
-                      preprocess_40, preprocess_80)
+from rl.atari import (
+    BACKGROUND_RED,
+    BatchFrameDifference,
+    dilate3x3,
+    frame_difference,
+    preprocess_40,
+    preprocess_80,
+)
 from rl.config import EnvConfig
 from rl.envs import make_env
 
@@ -91,3 +97,35 @@ def test_action_subset_maps_to_the_game_actions():
         ["NOOP", "RIGHT", "LEFT"]
     with pytest.raises(ValueError, match="not actions"):
         make_env(EnvConfig(id="ALE/Pong-v5", action_subset=(0, 7)))
+
+
+def test_atari_settings_reach_the_emulator():
+    from rl.envs import frameskip
+
+    for cfg, skip, sticky, n_actions in (
+            (EnvConfig(id="ALE/Pong-v5"), 4, 0.25, 6),                          # the v5 defaults
+            (EnvConfig(id="ALE/Pong-v5", frameskip=2, repeat_action_probability=0.0,
+                       full_action_space=True), 2, 0.0, 18)):
+        env = make_env(cfg)
+        try:
+            env.reset(seed=0)
+            env.step(0)
+            ale = env.unwrapped.ale
+            assert ale.getEpisodeFrameNumber() == skip                      # frames in one step
+            assert ale.getFloat("repeat_action_probability") == pytest.approx(sticky)
+            assert env.action_space.n == n_actions
+        finally:
+            env.close()
+        assert frameskip(cfg) == skip
+    assert frameskip(EnvConfig()) == 1
+
+
+def test_pong80_observations_are_80x80_differences():
+    env = make_env(EnvConfig(id="ALE/Pong-v5", preprocess="pong80"))
+    try:
+        assert env.observation_space.shape == (80, 80, 1)
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (80, 80, 1) and obs.dtype == np.int8 and not obs.any()
+    finally:
+        env.close()
+    assert BatchFrameDifference("pong80", num_envs=2).shape == (80, 80, 1)

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from cluster import checkpoint
+from cluster.reinforce import checkpoint
 
 
 def state(i):
@@ -29,3 +30,30 @@ def test_incomplete_checkpoints_are_ignored(tmp_path):
     (root / ".tmp-iter_000003-123").mkdir()             # a write that never finished
     assert checkpoint.latest(root).name == "iter_000001"
     assert checkpoint.latest(tmp_path / "nothing") is None
+
+
+@pytest.mark.parametrize("keep", [1, 3])
+def test_keep_sets_how_many_newest_checkpoints_stay(tmp_path, keep):
+    root = tmp_path / "checkpoints"
+    for i in range(1, 6):
+        checkpoint.save(root, i, state(i), {"iteration": i}, keep=keep)
+    assert [p.name for p in checkpoint.list_checkpoints(root)] == \
+        [f"iter_{i:06d}" for i in range(6 - keep, 6)]
+
+
+def test_every_array_round_trips_in_order_and_a_repeated_iteration_replaces_its_checkpoint(tmp_path):
+    """Twelve weights (Pong's CNN: 4 convolutions and 2 Dense layers), so that a name-sorted
+    'weights_10' before 'weights_2' would show; the final checkpoint rewrites its iteration's."""
+    root = tmp_path / "checkpoints"
+    weights = [np.full((i + 1,), i, np.float32) for i in range(12)]
+    optimizer = [np.array(7, np.int64), np.array(0.01, np.float32)] + [w * 0.5 for w in weights]
+    checkpoint.save(root, 3, state(1), {"iteration": 1}, keep=2)
+    path = checkpoint.save(root, 3, {"weights": weights, "optimizer": optimizer, "num_updates": 9},
+                           {"iteration": 3}, keep=2)
+    assert [p.name for p in checkpoint.list_checkpoints(root)] == ["iter_000003"]
+    learner, counters = checkpoint.load(path)
+    assert counters == {"iteration": 3} and learner["num_updates"] == 9
+    assert len(learner["weights"]) == 12 and len(learner["optimizer"]) == 14
+    for got, want in zip(learner["weights"] + learner["optimizer"], weights + optimizer):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

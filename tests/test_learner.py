@@ -94,3 +94,148 @@ def test_restored_state_keeps_the_configured_learning_rate():
     other.set_state(learner.get_state())
     assert float(other.optimizer.learning_rate) == pytest.approx(1e-4)
     assert int(other.optimizer.iterations) == 1                   # the rest of the state is restored
+
+
+def test_loss_with_entropy_bonus_by_hand():
+    from rl.losses import reinforce_loss
+
+    logits = tf.math.log(tf.constant([[0.25, 0.75], [0.5, 0.5]]))
+    loss, entropy = reinforce_loss(logits, tf.constant([0, 1]), tf.constant([2.0, -1.0]),
+                                   entropy_coef=0.1)
+    # -log p: [log 4, log 2]; mean(-log p * w) = (2 log 4 - log 2) / 2 = 1.5 log 2
+    h = np.mean([0.25 * np.log(4) + 0.75 * np.log(4 / 3), np.log(2)])     # mean entropy
+    assert float(entropy) == pytest.approx(h, rel=1e-6)
+    assert float(loss) == pytest.approx(1.5 * np.log(2) - 0.1 * h, rel=1e-6)   # a bonus: subtracted
+
+
+def numpy_probs(learner, obs):
+    from rl.policy import mlp_logits
+
+    logits = mlp_logits(learner.get_weights(), obs.astype(np.float32))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)                               # [T, A]
+
+
+def mean_entropy(p):
+    return float(np.mean(-(p * np.log(p)).sum(axis=1)))
+
+
+def hand_batch():
+    """Two episodes of 3 and 2 steps, rewards [0, -1, 1 | 0, 2]: (obs, actions, rewards)."""
+    obs = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
+    return obs, np.array([0, 1, 1, 0, 1], np.int32), np.array([0.0, -1.0, 1.0, 0.0, 2.0], np.float32)
+
+
+def hand_loss(p, actions, adv, entropy_coef=0.0):
+    """mean(-log p(a|s) * advantage) - entropy_coef * entropy, from [T, A] probabilities."""
+    neg_log_p = -np.log(p[np.arange(len(actions)), actions])                # [T]
+    return np.mean(neg_log_p * np.asarray(adv)) - entropy_coef * mean_entropy(p)
+
+
+# The advantages of hand_batch, gamma 0.5 unless said:
+#   returns without reset: [-0.25, -0.5, 1 | 1, 2] (mean 0.65, variance 0.84)
+#   returns with reset at each non-zero reward: [-0.5, -1, 1 | 1, 2]
+HAND_ADVANTAGES = [
+    pytest.param({"reset_on_reward": True}, [-0.5, -1.0, 1.0, 1.0, 2.0], id="reset_on_reward"),
+    pytest.param({}, [-0.25, -0.5, 1.0, 1.0, 2.0], id="gamma_0.5"),
+    pytest.param({"gamma": 1.0}, [0.0, 0.0, 1.0, 2.0, 2.0], id="gamma_1"),
+    pytest.param({"baseline": "mean"}, [-0.9, -1.15, 0.35, 0.35, 1.35], id="baseline_mean"),
+    # per step index: b0 = mean(-0.25, 1) = 0.375, b1 = mean(-0.5, 2) = 0.75, b2 = 1
+    pytest.param({"baseline": "time_mean"}, [-0.625, -1.25, 0.0, 0.625, 1.25], id="baseline_time_mean"),
+    pytest.param({"normalize_returns": True},
+                 np.array([-0.9, -1.15, 0.35, 0.35, 1.35]) / np.sqrt(0.84), id="normalize_returns"),
+    pytest.param({"entropy_coef": 0.1}, [-0.25, -0.5, 1.0, 1.0, 2.0], id="entropy_coef"),
+]
+
+
+@pytest.mark.parametrize("options, adv", HAND_ADVANTAGES)
+def test_update_loss_weights_log_probs_by_the_configured_advantages(options, adv):
+    """The loss the learner reports is mean(-log p(a|s) * advantage) - entropy_coef * entropy, with
+    the advantages worked out by hand for the configured gamma, reset, baseline and normalisation
+    and the probabilities from the NumPy forward pass of the weights before the update."""
+    cfg = {"gamma": 0.5, "normalize_returns": False, **options}
+    learner = make_learner(**cfg)
+    obs, actions, rewards = hand_batch()
+    p = numpy_probs(learner, obs)
+    metrics = learner.update([Trajectories(obs, actions, rewards, np.array([3, 2]))])
+    expected = hand_loss(p, actions, adv, cfg.get("entropy_coef", 0.0))
+    assert metrics["learner/loss"] == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    assert metrics["learner/entropy"] == pytest.approx(mean_entropy(p), rel=1e-5)
+
+
+def test_update_takes_every_worker_batch():
+    """The workers' batches make one batch: hand_batch given as two parts has the same loss."""
+    learner = make_learner(gamma=0.5, normalize_returns=False)
+    obs, actions, rewards = hand_batch()
+    p = numpy_probs(learner, obs)
+    metrics = learner.update([Trajectories(obs[:3], actions[:3], rewards[:3], np.array([3])),
+                              Trajectories(obs[3:], actions[3:], rewards[3:], np.array([2]))])
+    assert metrics["learner/batch_steps"] == 5
+    assert metrics["learner/loss"] == pytest.approx(hand_loss(p, actions, [-0.25, -0.5, 1.0, 1.0, 2.0]),
+                                                    rel=1e-5)
+
+
+def test_entropy_bonus_alone_makes_the_policy_less_certain():
+    learner = make_learner(lr=0.05, entropy_coef=0.1)
+    rng = np.random.default_rng(4)
+    obs = rng.normal(size=(20, 4)).astype(np.float32)
+    # every reward 0: the normalised advantages are all 0 and only the entropy bonus has a gradient
+    batch = Trajectories(obs, rng.integers(0, 2, 20).astype(np.int32), np.zeros(20, np.float32),
+                         np.array([10, 10]))
+    before = mean_entropy(numpy_probs(learner, obs))
+    assert before < np.log(2) - 1e-3                        # room to grow
+    learner.update([batch])
+    assert mean_entropy(numpy_probs(learner, obs)) > before
+
+
+def clipping_batch():
+    rng = np.random.default_rng(5)
+    return Trajectories(rng.normal(size=(30, 4)).astype(np.float32), rng.integers(0, 2, 30).astype(np.int32),
+                        rng.normal(size=30).astype(np.float32), np.array([10, 20]))
+
+
+def first_moments(learner):
+    """Adam's m of each weight, (1 - beta_1) * gradient after one step."""
+    return [v.numpy() for v in learner.optimizer.variables if v.name.endswith("_momentum")]
+
+
+def global_norm(arrays):
+    return float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays)))
+
+
+def test_clipped_gradient_is_the_one_applied():
+    batch = clipping_batch()
+    free, clipped = make_learner(), make_learner(max_grad_norm=0.01)
+    norm = free.update([batch])["learner/grad_norm"]
+    assert clipped.update([batch])["learner/grad_norm"] == pytest.approx(norm, rel=1e-5)  # before clipping
+    assert norm > 0.1                                        # so that 0.01 clips it
+    m_free, m_clipped = first_moments(free), first_moments(clipped)
+    assert len(m_free) == 4
+    assert global_norm(m_free) == pytest.approx(0.1 * norm, rel=1e-4)
+    # the same direction, scaled down to the clip norm
+    assert global_norm(m_clipped) == pytest.approx(0.1 * 0.01, rel=1e-4)
+    for a, b in zip(m_clipped, m_free):
+        np.testing.assert_allclose(a, b * (0.01 / norm), rtol=1e-4, atol=1e-12)
+
+
+def test_a_gradient_clipped_far_below_adams_epsilon_barely_moves_the_weights():
+    """Adam divides by sqrt(v) + 1e-7: a gradient of norm 1e-12 takes a step ~1e-6 of the usual."""
+    batch = clipping_batch()
+    lr = 0.01
+    free, clipped = make_learner(lr=lr), make_learner(lr=lr, max_grad_norm=1e-12)
+    before = free.get_weights()
+    free.update([batch])
+    clipped.update([batch])
+    step_free = max(np.abs(a - b).max() for a, b in zip(free.get_weights(), before))
+    step_clipped = max(np.abs(a - b).max() for a, b in zip(clipped.get_weights(), before))
+    assert step_free > 0.5 * lr
+    assert step_clipped < 1e-4 * lr
+
+
+def test_a_clip_norm_above_the_gradient_norm_changes_nothing():
+    batch = clipping_batch()
+    free, loose = make_learner(), make_learner(max_grad_norm=1e3)
+    assert free.update([batch])["learner/grad_norm"] < 1e3
+    loose.update([batch])
+    for a, b in zip(free.get_weights(), loose.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -75,3 +75,25 @@ def test_advantages_combine_the_pieces():
     np.testing.assert_allclose(advantages(r, lengths, 1.0), normalise(np.array([2.0, 1, 1])))
     with pytest.raises(ValueError):
         advantages(r, lengths, 1.0, baseline="median")
+
+
+def test_time_mean_baseline_is_subtracted_from_the_returns():
+    r = np.array([1.0, 1.0, 1.0])
+    lengths = np.array([2, 1])
+    # G = [2, 1 | 1]; b = [mean(2, 1), 1 | mean(2, 1)] = [1.5, 1 | 1.5]; G - b = [0.5, 0 | -0.5]
+    np.testing.assert_allclose(advantages(r, lengths, 1.0, baseline="time_mean", normalize=False),
+                               [0.5, 0.0, -0.5], atol=1e-7)
+    # then standardised: std of [0.5, 0, -0.5] is sqrt(1/6)
+    np.testing.assert_allclose(advantages(r, lengths, 1.0, baseline="time_mean"),
+                               [np.sqrt(1.5), 0.0, -np.sqrt(1.5)], rtol=1e-6, atol=1e-7)
+
+
+def test_advantages_restart_the_discounting_at_points_when_asked():
+    r = np.array([0.0, -1.0, 0.0, 1.0])                     # one episode of Pong-like points
+    lengths = np.array([4])
+    # reset: G3 = 1, G2 = 0.5, G1 = -1 (a point), G0 = -0.5
+    np.testing.assert_allclose(advantages(r, lengths, 0.5, normalize=False, reset_on_reward=True),
+                               [-0.5, -1.0, 0.5, 1.0])
+    # no reset: G1 = -1 + 0.5 * 0.5 = -0.75, G0 = -0.375
+    np.testing.assert_allclose(advantages(r, lengths, 0.5, normalize=False),
+                               [-0.375, -0.75, 0.5, 1.0])

@@ -70,3 +70,63 @@ def test_one_batched_policy_call_per_step_for_all_environments(monkeypatch):
 def test_sample_without_weights_is_an_error():
     with pytest.raises(RuntimeError, match="set_weights"):
         worker().sample()
+
+
+def episode_starts(batch):
+    return batch.obs[np.cumsum(batch.episode_lengths) - batch.episode_lengths]
+
+
+def test_every_episode_starts_from_a_new_state():
+    """Only an environment's first reset is seeded: the later ones, in this sample and the next,
+    continue its random stream instead of replaying the first start."""
+    w = worker(envs=3, episodes=3)
+    first, second = w.sample(random_weights()), w.sample(random_weights())
+    starts = np.concatenate([episode_starts(first), episode_starts(second)])     # [18, 4]
+    assert len(starts) == 18
+    assert len(np.unique(starts, axis=0)) == 18
+
+
+def test_env_kwargs_reach_gymnasium():
+    w = RolloutWorker(EnvConfig(kwargs={"max_episode_steps": 3}), PolicyConfig(),
+                      RolloutConfig(envs_per_worker=2, episodes_per_env=2), seed=0)
+    batch = w.sample(random_weights())
+    np.testing.assert_array_equal(batch.episode_lengths, [3, 3, 3, 3])          # truncated at 3
+
+
+def test_pong_frame_differences_restart_at_zero_in_every_episode():
+    """Pong through the worker's batched preprocessing: int8 40x40 differences, the first of each
+    episode all zeros (including after the resets within a sample), the later ones not."""
+    env_cfg = EnvConfig(id="ALE/Pong-v5", kwargs={"max_episode_steps": 6}, preprocess="pong40",
+                        action_subset=(0, 2, 3))
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(1600, 8)).astype(np.float32), np.zeros(8, np.float32),
+               rng.normal(size=(8, 3)).astype(np.float32), np.zeros(3, np.float32)]
+    w = RolloutWorker(env_cfg, PolicyConfig(hidden_sizes=(8,)),
+                      RolloutConfig(envs_per_worker=2, episodes_per_env=2), seed=0)
+    try:
+        batch = w.sample(weights)
+    finally:
+        w.close()
+    np.testing.assert_array_equal(batch.episode_lengths, [6, 6, 6, 6])
+    assert batch.obs.dtype == np.int8 and batch.obs.shape == (24, 40, 40, 1)
+    first = np.zeros(24, bool)
+    first[[0, 6, 12, 18]] = True
+    assert not batch.obs[first].any()
+    assert batch.obs[~first].any(axis=(1, 2, 3)).mean() > 0.5         # the paddles and ball move
+
+
+def test_trajectories_returns_points_and_concatenation_by_hand():
+    from rl.trajectory import Trajectories
+
+    def part(rewards, lengths):
+        n = len(rewards)
+        return Trajectories(np.arange(n, dtype=np.float32)[:, None], np.zeros(n, np.int32),
+                            np.asarray(rewards, np.float32), np.asarray(lengths, np.int64))
+
+    batch = Trajectories.concat([part([0, 1, -1, 0, -1, -1], [4, 2]), part([1], [1])])
+    assert batch.num_steps == 7 and batch.num_episodes == 3
+    np.testing.assert_array_equal(batch.episode_lengths, [4, 2, 1])
+    np.testing.assert_array_equal(batch.episode_returns, [0, -2, 1])
+    won, lost = batch.episode_points()
+    np.testing.assert_array_equal(won, [1, 0, 1])
+    np.testing.assert_array_equal(lost, [1, 2, 0])

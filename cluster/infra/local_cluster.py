@@ -30,6 +30,7 @@ from pathlib import Path
 
 from cluster.infra.net import free_port, is_loopback
 from cluster.infra.session import ClusterError, prepare_environment
+from supervised.files import atomic_write
 
 STATE_ENV = "LABRUN_HOME"
 STATE_FILE = "cluster.json"
@@ -65,10 +66,7 @@ class LocalCluster:
         return f"http://{self.host}:{self.dashboard_port}"
 
     def save(self) -> Path:
-        path = state_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self)) + "\n")
-        return path
+        return atomic_write(state_path(), json.dumps(asdict(self)) + "\n")   # whole or not at all
 
     @staticmethod
     def load() -> "LocalCluster | None":

@@ -26,6 +26,7 @@ import yaml
 from cluster import storage
 from cluster.config import schema
 from cluster.config.sweep import Sweep
+from supervised.files import atomic_write
 
 RESULTS_FILE, BEST_FILE, PLOT_FILE = "results.csv", "best_config.yaml", "comparison.png"
 STUDY_FILE, TUNER_FILE = "study.yaml", "tuner.pkl"   # ours (what resume needs), Tune's
@@ -89,8 +90,8 @@ class Study:
         data = {"lab": self.lab, "metric": self.metric, "mode": self.mode,
                 "space": {k: [kind, args] for k, (kind, args) in self.space.items()},
                 "experiment": self.experiment}
-        (self.folder / STUDY_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
-        (self.folder / EXPERIMENT_FILE).write_text(yaml.safe_dump(self.experiment, sort_keys=False))
+        atomic_write(self.folder / STUDY_FILE, yaml.safe_dump(data, sort_keys=False))
+        atomic_write(self.folder / EXPERIMENT_FILE, yaml.safe_dump(self.experiment, sort_keys=False))
         self.publish()
 
     @staticmethod
