@@ -1,7 +1,7 @@
 """Settings of the RL components, one frozen dataclass each.
 
 Plain data: the string under a field is its documentation, ``metadata`` bounds it, and
-``cluster.schema`` validates YAML against these classes. Nothing here knows about files or Ray.
+``cluster.config.schema`` validates YAML against these classes. Nothing here knows about files or Ray.
 """
 
 from __future__ import annotations

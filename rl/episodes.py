@@ -2,7 +2,7 @@
 
 Call sequence::
 
-    stats = EpisodeStats(window=100, atari=False)     # or EpisodeStats.from_state(...) on resume
+    stats = EpisodeStats(window=100, atari=False)     # or with a checkpoint's window on resume
     stats.add(batches)                                # the whole episodes of one iteration
     metrics = stats.metrics()                         # rollout/* keys, over the last `window`
     counters = stats.state()                          # for a checkpoint

@@ -1,7 +1,7 @@
 """Settings of the supervised labs, one frozen dataclass each.
 
 Plain data, as in ``rl.config``: the string under a field is its documentation, ``metadata``
-bounds it, and ``cluster.schema`` validates YAML against these classes.
+bounds it, and ``cluster.config.schema`` validates YAML against these classes.
 """
 
 from __future__ import annotations

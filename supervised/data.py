@@ -174,9 +174,8 @@ def fetch_verified(name: str, url: str, sha256: str, tried: list[str], *,
                    download: bool = True) -> tuple[str, bytes] | None:
     """(source, bytes) of the published file ``name``: ``cache_dir/name`` (default
     ``~/.cache/labrun``) if its SHA-256 is ``sha256``, else (with ``download``) the download from
-    ``url`` if its SHA-256 is ``sha256``, streamed into the cache (``files.download``; into a
-    temporary folder if the cache's cannot be written). Each source that fails is noted in
-    ``tried``; None if neither has it."""
+    ``url`` if its SHA-256 is ``sha256`` (streamed by ``files.download``), then cached if the
+    cache can be written. Each source that fails is noted in ``tried``; None if neither has it."""
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
     if cache.is_file():
         data = cache.read_bytes()
@@ -188,18 +187,19 @@ def fetch_verified(name: str, url: str, sha256: str, tried: list[str], *,
     if not download:
         return None
     try:
-        try:
-            data = files.download(url, cache, sha256=sha256, timeout=timeout, what=name).read_bytes()
-        except files.FolderNotWritable:  # a read-only home: the data is good, only the cache is lost
-            with tempfile.TemporaryDirectory() as folder:
-                data = files.download(url, Path(folder) / name, sha256=sha256, timeout=timeout,
-                                      what=name).read_bytes()
+        with tempfile.TemporaryDirectory() as folder:
+            data = files.download(url, Path(folder) / name, sha256=sha256, timeout=timeout,
+                                  what=name).read_bytes()
     except files.ChecksumMismatch as err:
         tried.append(f"download {url}: {err}; refused, not cached")
         return None
     except (OSError, ValueError) as err:  # URLError, HTTPError and timeouts are OSErrors
         tried.append(f"download {url}: {getattr(err, 'reason', None) or err}")
         return None
+    try:
+        files.atomic_write(cache, data)
+    except OSError:  # a read-only home or a full disk: the data is good, only the cache is lost
+        pass
     return url, data
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import sys
-import tempfile
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +33,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     Makes the folder if needed; on any failure the temporary file is removed. Returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -44,6 +44,13 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _temp_beside(path: Path) -> tuple[int, Path]:
+    """A new, open temporary file in ``path``'s folder, with the mode a new ``path`` would get
+    (0666 less the umask: the kernel applies it), not mkstemp's 0600."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
 
 
 def sha256_file(path: str | Path) -> str:
@@ -68,7 +75,7 @@ def download(url: str, dest: str | Path, *, sha256: str | None, timeout: float, 
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        fd, tmp = _temp_beside(dest)
     except OSError as err:
         raise FolderNotWritable(f"cannot write to the folder {dest.parent}: {err}") from err
     try:

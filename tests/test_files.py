@@ -35,6 +35,17 @@ def test_atomic_write_writes_bytes_and_text_and_makes_the_folder(tmp_path):
     assert listing(target.parent) == ["state.json"]
 
 
+def test_atomic_write_gives_the_file_the_mode_a_plain_write_would(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "written.yaml", "a: 1\n")
+        (tmp_path / "plain.yaml").write_text("a: 1\n")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "written.yaml").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.yaml").stat().st_mode & 0o777 == 0o640
+
+
 def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     target = tmp_path / "weights.npz"
     target.write_bytes(b"old")

@@ -144,6 +144,16 @@ def test_download_is_checked_cached_and_reused(tmp_path, monkeypatch):
     assert_mnist_equal(load_mnist(cache_dir=cache, url=MISSING_URL, sha256=sha), arrays)
 
 
+def test_a_download_whose_cache_cannot_be_written_still_gives_the_data(tmp_path, monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    arrays, source, cache = small_mnist(), tmp_path / "published.npz", tmp_path / "cache"
+    source.write_bytes(npz_bytes(arrays))
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    (cache / "mnist.npz").mkdir(parents=True)          # the cache's file cannot be put in place
+    assert_mnist_equal(load_mnist(cache_dir=cache, url=source.as_uri(), sha256=sha), arrays)
+    assert [p.name for p in cache.iterdir()] == ["mnist.npz"]  # no temporary file left behind
+
+
 # ---------------------------------------------------------------------------------- models
 
 

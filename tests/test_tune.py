@@ -199,3 +199,18 @@ def test_an_interrupted_sweep_resumes_its_unfinished_trials(ray_address, tmp_pat
     for trial in trial_dirs(folder):
         epochs = [r["counters/epoch"] for r in trial_rows(trial)]
         assert sorted(set(epochs)) == list(range(1, 9)) and epochs.count(1) == 1, epochs
+
+
+def test_a_sweep_started_before_the_callbacks_module_moved_still_restores_it():
+    """tuner.pkl names the console callback by module path; older sweeps name the old one."""
+    import pickle
+
+    from cluster.tuning.progress import Progress
+    from cluster.tuning.runner import accept_old_tuner_files
+
+    old = pickle.dumps(Progress("fit/loss", every_s=3.0), protocol=0).replace(
+        b"cluster.tuning.progress", b"cluster.tune_progress")
+    assert b"cluster.tune_progress" in old
+    accept_old_tuner_files()
+    restored = pickle.loads(old)
+    assert isinstance(restored, Progress) and (restored.metric, restored.every_s) == ("fit/loss", 3.0)

@@ -1,4 +1,4 @@
-"""cluster/workers.py on the session's Ray head: actors, replacement of dead workers, remote learner."""
+"""cluster/reinforce/workers.py on the session's Ray head: actors, replacement of dead workers, remote learner."""
 
 import numpy as np
 import pytest

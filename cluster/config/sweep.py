@@ -70,39 +70,39 @@ class SweepConfig:
 
 def check_space(space: Mapping[str, Any], source: str,
                 lines: Mapping[str, int]) -> dict[str, tuple[str, list]]:
-    """key path -> (kind, arguments), or a ConfigError naming the bad entry."""
+    """key path -> (distribution, arguments), or a ConfigError naming the bad entry."""
     out = {}
     for key, spec in space.items():
         where = dict(source=source, key=f"search_space.{key}", line=lines.get(f"search_space.{key}"))
         if not isinstance(spec, Mapping) or len(spec) != 1:
             raise ConfigError(f"expected one of {{{', '.join(DISTRIBUTIONS)}: ...}}, got {spec!r}", **where)
-        (kind, args), = spec.items()
-        if kind not in DISTRIBUTIONS:
-            raise ConfigError(f"unknown search-space kind {kind!r}; expected one of "
+        (dist, args), = spec.items()
+        if dist not in DISTRIBUTIONS:
+            raise ConfigError(f"unknown search-space kind {dist!r}; expected one of "
                               f"{', '.join(DISTRIBUTIONS)}", **where)
         if not isinstance(args, list) or not args:
-            raise ConfigError(f"{kind}: expected a non-empty list, got {args!r}", **where)
-        if kind in ("uniform", "loguniform", "randint"):
+            raise ConfigError(f"{dist}: expected a non-empty list, got {args!r}", **where)
+        if dist in ("uniform", "loguniform", "randint"):
             numeric = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
             if len(args) != 2 or not numeric or not args[0] < args[1]:
-                raise ConfigError(f"{kind}: expected [low, high] numbers with low < high, got {args!r}",
+                raise ConfigError(f"{dist}: expected [low, high] numbers with low < high, got {args!r}",
                                   **where)
-            if kind == "loguniform" and args[0] <= 0:
+            if dist == "loguniform" and args[0] <= 0:
                 raise ConfigError(f"loguniform: expected low > 0, got {args[0]!r}", **where)
-            if kind == "randint" and not all(isinstance(a, int) for a in args):
+            if dist == "randint" and not all(isinstance(a, int) for a in args):
                 raise ConfigError(f"randint: expected integers, got {args!r}", **where)
-        out[key] = (kind, list(args))
+        out[key] = (dist, list(args))
     return out
 
 
-def candidate_values(kind: str, args: list) -> list:
-    """Values that stand for everything a kind can give, to validate against the experiment."""
-    if kind in ("grid", "choice"):
+def candidate_values(dist: str, args: list) -> list:
+    """Values that stand for everything a distribution can give, to validate against the experiment."""
+    if dist in ("grid", "choice"):
         return args
-    if kind == "randint":
+    if dist == "randint":
         return [args[0], args[1] - 1]
     low, high = args
-    return [low, high, math.sqrt(low * high) if kind == "loguniform" else (low + high) / 2]
+    return [low, high, math.sqrt(low * high) if dist == "loguniform" else (low + high) / 2]
 
 
 def nested(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -115,9 +115,10 @@ class Trainer:
     # ---------------------------------------------------------------------------------- loop
 
     def run(self) -> RunResult:
-        reason = None
+        reason, started = None, False
         try:
             with self._workers() as workers, self._learner() as learner:
+                started = True   # a set-up that fails (too few CPUs, a bad checkpoint) just raises
                 try:
                     reason = self._loop(workers, learner)
                 except KeyboardInterrupt:
@@ -130,19 +131,21 @@ class Trainer:
                     except Exception as err:  # the learner's actor may be gone with the cluster
                         self._event(f"could not write the final checkpoint: {err}")
         finally:
-            reason = reason or "failed"  # an exception is on its way up
-            self._event(f"stopped: {reason}")
+            if started:
+                reason = reason or "failed"  # an exception is on its way up
+                self._event(f"stopped: {reason}")
             self.outputs.close()
-            plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
+            if started:
+                plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
         return RunResult(self.run_dir, reason, self.state, self.metrics)
 
     def _loop(self, workers: Any, learner: Any) -> str:
         """sample -> update -> broadcast, until a stop criterion is met; returns which."""
         import ray
 
+        clock = time.monotonic()
         weights = learner.get_weights()
         weights_ref = ray.put(weights)                        # one copy, read by every worker
-        clock = time.monotonic()
         while True:
             start = time.perf_counter()
             batches = workers.sample(weights_ref)             # sample: whole episodes, all workers
@@ -247,11 +250,11 @@ class Trainer:
             from rl.learner import ReinforceLearner
 
             learner = ReinforceLearner(*args, seed=cfg.seed)
-        if self.learner_state is not None:
-            learner.set_state(self.learner_state)
-            self._event(f"resumed at iteration {self.state.iteration}, "
-                        f"{self.state.env_steps:,} env steps")
         try:
+            if self.learner_state is not None:
+                learner.set_state(self.learner_state)
+                self._event(f"resumed at iteration {self.state.iteration}, "
+                            f"{self.state.env_steps:,} env steps")
             yield learner
         finally:
             if hasattr(learner, "shutdown"):

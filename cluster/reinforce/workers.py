@@ -91,10 +91,13 @@ class RemoteLearner:
     """A learner in its own Ray actor (to hold GPUs); same methods as the local one, blocking."""
 
     def __init__(self, learner_cls: type, *args: Any, num_gpus: float, **kwargs: Any):
+        self._learner_cls = learner_cls
         self._actor = ray.remote(num_cpus=0, num_gpus=num_gpus, max_restarts=0)(_OnDevice).remote(
             learner_cls, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_") or not callable(getattr(self._learner_cls, name, None)):
+            raise AttributeError(f"{self._learner_cls.__name__} has no method {name!r}")
         return lambda *args, **kwargs: ray.get(self._actor.call.remote(name, *args, **kwargs))
 
     def shutdown(self) -> None:

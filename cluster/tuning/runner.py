@@ -3,6 +3,7 @@ failure and checkpoint settings, and the lab's own trainable with its resources.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from cluster.infra.session import RaySession
@@ -20,6 +21,14 @@ def _param(dist: str, args: list) -> Any:
     return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[dist](*args)
 
 
+def accept_old_tuner_files() -> None:
+    """Tune keeps its callbacks pickled in tuner.pkl, by module path: a sweep started before
+    cluster/ was laid out by concern (2026-11-29) names ``cluster.tune_progress.Progress``."""
+    from cluster.tuning import progress  # imports Ray: after RaySession set it up
+
+    sys.modules.setdefault("cluster.tune_progress", progress)
+
+
 def run_trials(study: Study, lab: Any, resume: bool = False):
     """Runs (or, with ``resume``, continues) the study of ``lab`` (its ``cluster.labs`` entry)
     on the current Ray session; its ResultGrid."""
@@ -32,6 +41,7 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     cluster = RaySession.resources()
     trial = lab.tune_trial(study.experiment, cluster)
     if resume:
+        accept_old_tuner_files()
         return tune.Tuner.restore(study.location, trainable=trial.trainable, resume_errored=True).fit()
     scheduler = None
     if study.scheduler is not None and study.scheduler.kind == "asha":

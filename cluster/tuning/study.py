@@ -46,7 +46,7 @@ class Study:
     metric: str
     mode: str
     num_samples: int = 1
-    scheduler: Any = None           # cluster.sweep.SchedulerConfig or None
+    scheduler: Any = None           # cluster.config.sweep.SchedulerConfig or None
     max_concurrent_trials: int | None = None
     search_seed: int = 0
     storage: str | None = None      # a URI (s3://...): Tune writes there, runs_dir is our staging
@@ -88,7 +88,7 @@ class Study:
         the trials start from in ``experiment.yaml``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         data = {"lab": self.lab, "metric": self.metric, "mode": self.mode,
-                "space": {k: [kind, args] for k, (kind, args) in self.space.items()},
+                "space": {k: [dist, args] for k, (dist, args) in self.space.items()},
                 "experiment": self.experiment}
         atomic_write(self.folder / STUDY_FILE, yaml.safe_dump(data, sort_keys=False))
         atomic_write(self.folder / EXPERIMENT_FILE, yaml.safe_dump(self.experiment, sort_keys=False))
@@ -111,7 +111,7 @@ class Study:
         if not (folder / STUDY_FILE).is_file() or not has_tuner:
             raise ValueError(f"{uri or folder}: not a labrun Tune folder (no {STUDY_FILE} and {TUNER_FILE})")
         data = yaml.safe_load((folder / STUDY_FILE).read_text())
-        space = {k: (kind, args) for k, (kind, args) in (data.get("space") or {}).items()}
+        space = {k: (dist, args) for k, (dist, args) in (data.get("space") or {}).items()}
         lab = data.get("lab", data.get("kind"))   # "kind": study files written before 2026-11-29
         return Study(lab, folder.name, folder.parent, data["experiment"], space,
                      data["metric"], data["mode"], storage=parent)
