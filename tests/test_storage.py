@@ -136,7 +136,12 @@ def test_a_sweep_is_stored_at_a_uri_crashed_trials_restore_from_it_and_it_resume
     assert len(trials) == 2
     for trial in trials:
         rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
-        assert [r["counters/epoch"] for r in rows] == [1, 2, 3]       # restored, not restarted
+        # Epoch 1's row, logged just before the injected crash, can be lost: Tune restarts a
+        # restored trial's result.json from the storage copy, which it syncs only from time to
+        # time (ray/tune/logger/logger.py _restore_from_remote; see test_cluster_mode's node loss).
+        assert [r["counters/epoch"] for r in rows] in ([1, 2, 3], [2, 3]), rows
+        (after,) = [r for r in rows if r["counters/epoch"] == 2]
+        assert after["iterations_since_restore"] == 1                  # restored, not restarted
         assert (trial / "injected_failure").is_file() and (trial / "finished").is_file()
         assert list((trial / "images").glob("events.out.tfevents.*"))  # the trial's own files
         assert list(trial.glob("checkpoint_*"))
