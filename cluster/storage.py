@@ -5,8 +5,9 @@ names a local or mounted folder the same way).
 A REINFORCE run writes its folder on the machine running it, as always, in a staging folder
 (``$LABRUN_HOME/staging``), and ``Mirror`` copies what changed to ``URI/<run>`` after every
 checkpoint and at the end, deleting there what the run deleted here (old checkpoints), so the
-URI holds the run as the folder does. ``labrun resume URI/<run>`` fetches it back first. Anyone
-with the URI (another node, after this one is gone) can resume it.
+URI holds the run as the folder does; it deletes only files it copied there or fetched from
+there itself, never ones another writer put there. ``labrun resume URI/<run>`` fetches it back
+first. Anyone with the URI (another node, after this one is gone) can resume it.
 
 A Tune run (a supervised lab, a sweep) gives the URI to Tune itself (``storage_path``): each
 trial writes its results, checkpoints and TensorBoard files there from whichever node runs it.
@@ -132,13 +133,21 @@ def staging_dir(uri: str) -> Path:
     return home / "staging" / f"{slug}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
 
 
+def _under(folder: str, paths: set[str]) -> bool:
+    return any(p.startswith(folder + "/") for p in paths)
+
+
 @dataclass
 class Mirror:
     """Keeps ``uri`` a copy of the local folder ``local``: ``push()`` uploads files that are new
-    or changed since the last push and deletes there the files deleted here."""
+    or changed since the last push and deletes there the files deleted here, if this mirror
+    uploaded or fetched them, and the folders that leaves empty (a file another writer put at
+    ``uri`` stays, and so does its folder). ``ignore``: paths under ``local`` never copied (the
+    run folder's lock)."""
 
     local: Path
     uri: str
+    ignore: tuple[str, ...] = ()
     _sent: dict[str, tuple[int, int]] = field(default_factory=dict)  # relative path -> (size, mtime)
 
     def push(self) -> int:
@@ -147,6 +156,7 @@ class Mirror:
 
         fs, root = open_uri(self.uri)
         entries = {p.relative_to(self.local).as_posix(): p for p in self.local.rglob("*")}
+        entries = {rel: p for rel, p in entries.items() if rel not in self.ignore}
         here = {rel: p for rel, p in entries.items() if p.is_file()}
         folders = set(entries) - set(here)
         uploaded = 0
@@ -161,13 +171,19 @@ class Mirror:
                 self._sent[rel] = stamp
                 uploaded += 1
             there = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
+            deleted, kept = set(), set()
             for info in sorted(there, key=lambda i: i.path, reverse=True):   # a folder's files first
                 rel = info.path[len(root):].lstrip("/")
-                if info.type == pyarrow.fs.FileType.File and rel not in here:
+                if info.type == pyarrow.fs.FileType.File and rel not in here and rel in self._sent:
                     fs.delete_file(info.path)
-                    self._sent.pop(rel, None)
-                elif info.type == pyarrow.fs.FileType.Directory and rel not in folders:
+                    self._sent.pop(rel)
+                    deleted.add(rel)
+                elif (info.type == pyarrow.fs.FileType.Directory and rel not in folders
+                      and _under(rel, deleted) and not _under(rel, kept)):   # a folder it emptied
                     fs.delete_dir(info.path)
+                    deleted.add(rel)
+                else:
+                    kept.add(rel)
         except OSError as err:
             raise StorageError(f"storage {self.uri}: {err}") from None
         return uploaded
@@ -183,6 +199,7 @@ class Mirror:
                 raise StorageError(f"storage {self.uri}: no such run folder")
             files = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
                      if i.type == pyarrow.fs.FileType.File]
+            files = [i for i in files if i.path[len(root):].lstrip("/") not in self.ignore]
             for info in files:
                 rel = info.path[len(root):].lstrip("/")
                 path = self.local / rel

@@ -99,6 +99,22 @@ def sample_actions(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (logits + rng.gumbel(size=logits.shape)).argmax(axis=1).astype(np.int32)
 
 
+def weight_shapes(obs_shape: Sequence[int], num_actions: int, cfg: PolicyConfig) -> list[tuple[int, ...]]:
+    """The shapes of the policy's weights, in ``get_weights()`` order, worked out without
+    TensorFlow: what ``rl.networks.build_policy`` makes for these observations and actions."""
+    shapes: list[tuple[int, ...]] = []
+    dims = tuple(obs_shape)
+    for conv in cfg.conv:                                      # 'same' padding: ceil(size / stride)
+        h, w, c = dims
+        shapes += [(conv.kernel, conv.kernel, c, conv.filters), (conv.filters,)]
+        dims = (-(-h // conv.stride), -(-w // conv.stride), conv.filters)
+    width = int(np.prod(dims))                                 # Flatten
+    for units in (*cfg.hidden_sizes, num_actions):
+        shapes += [(width, units), (units,)]
+        width = units
+    return shapes
+
+
 class NumpyPolicy:
     """Acts with the latest weights the learner broadcast."""
 

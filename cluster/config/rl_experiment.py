@@ -12,6 +12,7 @@ import yaml
 from cluster.config import schema
 from cluster.config.schema import ConfigError
 from rl.config import EnvConfig, LearnerConfig, PolicyConfig, RolloutConfig
+from supervised.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
 
 
 def dump_experiment(cfg: ExperimentConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(schema.to_dict(cfg), sort_keys=False))
+    """The resolved config as YAML at ``path``, written atomically (whole or not at all)."""
+    atomic_write(path, yaml.safe_dump(schema.to_dict(cfg), sort_keys=False))
 
 
 def check_env(cfg: ExperimentConfig, source: str) -> tuple[tuple[int, ...], int]:

@@ -4,16 +4,19 @@ its storage URI), Ray, the Trainer, and the summary table. Each returns the comm
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
 from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment, load_experiment
+from cluster.config.schema import ConfigError
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
-from cluster.reinforce.outputs import CONFIG_FILE, new_run_dir
+from cluster.reinforce.outputs import CONFIG_FILE, LOCK_FILE, locked, new_run_dir
 from cluster.reinforce.trainer import RunResult, Trainer, prefetch_tensorflow
 from cluster.storage import Mirror, StorageError, is_uri, join, open_uri, split, staging_dir
 
@@ -28,31 +31,77 @@ def train(lab: Any, cfg: ExperimentConfig, runs_dir: str | None, address: str | 
     if is_uri(runs_dir):                # written here, copied there after every checkpoint
         open_uri(runs_dir)              # a bad scheme or missing credentials: say so now
         run_dir = new_run_dir(staging_dir(runs_dir), cfg.name, cfg.seed)
-        mirror = Mirror(run_dir, join(runs_dir, run_dir.name))
+        mirror = Mirror(run_dir, join(runs_dir, run_dir.name), ignore=(LOCK_FILE,))
     else:
         run_dir = new_run_dir(runs_dir, cfg.name, cfg.seed)
-    dump_experiment(cfg, run_dir / CONFIG_FILE)
-    return _run(cfg, run_dir, obs_shape, num_actions, address, resume=None, mirror=mirror)
+    with locked(run_dir):
+        dump_experiment(cfg, run_dir / CONFIG_FILE)
+        return _run(cfg, run_dir, obs_shape, num_actions, address, resume=None, mirror=mirror)
 
 
 def resume(run_dir: str, overrides: list[str], address: str | None) -> int:
-    """``labrun resume`` of a REINFORCE run folder (or URI: fetched, continued, copied back)."""
+    """``labrun resume`` of a REINFORCE run folder (or URI: fetched, continued, copied back).
+    The folder (for a URI, its staging copy) is locked first, and the new config checked against
+    the checkpoint before anything in the folder is written."""
     mirror = None
     if is_uri(run_dir):
         parent, name = split(run_dir)
-        mirror = Mirror(staging_dir(parent) / name, run_dir.rstrip("/"))
-        print(f"fetching {run_dir}: {mirror.pull()} files")
-        run_dir = str(mirror.local)
-    folder = existing_run_dir(run_dir)
-    cfg = load_experiment(folder / CONFIG_FILE, overrides)
-    ckpt = checkpoint.latest(folder / "checkpoints")
-    if ckpt is None:
-        raise UsageError(f"{folder}: no checkpoint to resume from")
-    obs_shape, num_actions = check_env(cfg, str(folder / CONFIG_FILE))
-    if overrides:
-        dump_experiment(cfg, folder / CONFIG_FILE)
-    return _run(cfg, folder, obs_shape, num_actions, address, resume=checkpoint.load(ckpt),
-                mirror=mirror)
+        mirror = Mirror(staging_dir(parent) / name, run_dir.rstrip("/"), ignore=(LOCK_FILE,))
+        folder = mirror.local
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = existing_run_dir(run_dir)
+    with locked(folder):
+        if mirror is not None:
+            print(f"fetching {run_dir}: {_pull(mirror)} files")
+            existing_run_dir(str(folder))
+        source = str(folder / CONFIG_FILE)
+        cfg = load_experiment(folder / CONFIG_FILE, overrides)
+        found = newest_checkpoint(folder, "resume from")
+        obs_shape, num_actions = check_env(cfg, source)
+        check_fits(cfg, found, obs_shape, num_actions, overrides, source)
+        if overrides:
+            dump_experiment(cfg, folder / CONFIG_FILE)
+        return _run(cfg, folder, obs_shape, num_actions, address,
+                    resume=(found.learner, found.counters), mirror=mirror)
+
+
+def _pull(mirror: Mirror) -> int:
+    """``mirror.pull()``; a staging folder made for a pull that failed is removed."""
+    try:
+        return mirror.pull()
+    except StorageError:
+        if [p.name for p in mirror.local.iterdir()] == [LOCK_FILE]:
+            shutil.rmtree(mirror.local, ignore_errors=True)
+        raise
+
+
+def newest_checkpoint(folder: Path, what: str) -> checkpoint.Found:
+    """The run's newest intact checkpoint, each newer one skipped said on stderr; UsageError
+    (one line) if there is none."""
+    found = checkpoint.newest_intact(folder / "checkpoints")
+    if found.path is None:
+        why = "; ".join(f"{p.name}: {reason}" for p, reason in found.skipped)
+        raise UsageError(f"{folder}: no intact checkpoint to {what} ({why})" if why else
+                         f"{folder}: no checkpoint to {what}")
+    for path, reason in found.skipped:
+        print(f"warning: skipped checkpoint {path.name} ({reason}); using {found.path.name}",
+              file=sys.stderr)
+    return found
+
+
+def check_fits(cfg: ExperimentConfig, found: checkpoint.Found, obs_shape: tuple[int, ...],
+               num_actions: int, overrides: list[str], source: str) -> None:
+    """ConfigError if the checkpoint does not fit the policy ``cfg`` builds, naming the key at
+    fault: the ``--set`` key under that part of the config if there is one, else the part."""
+    misfit = checkpoint.misfit(found.learner, obs_shape, num_actions, cfg.policy)
+    if misfit is None:
+        return
+    part, why = misfit
+    keys = [o.partition("=")[0].strip() for o in overrides]
+    key = next((k for k in keys if k == part or k.startswith(part + ".")), part)
+    raise ConfigError(f"checkpoint {found.path.name} does not fit this config: {why}; nothing "
+                      f"was changed", source="--set" if key in keys else source, key=key)
 
 
 def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: str | None,
@@ -90,7 +139,9 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
                 progress.console.print(f"error: could not copy the run to storage: {err}; it is "
                                        f"complete in {run_dir}")
     progress.summary(f"labrun: {cfg.name}", _summary_rows(result, mirror))
-    if not stored:
+    if result.failed:
+        print(f"error: {result.stop_reason}", file=sys.stderr)
+    if not stored or result.failed:
         return EXIT_FAILED
     return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
 
@@ -120,11 +171,10 @@ def evaluate(run_dir: str, episodes: int, seed: int | None, sample: bool, video:
 
     folder = existing_run_dir(run_dir)
     cfg = load_experiment(folder / CONFIG_FILE)
-    check_env(cfg, str(folder / CONFIG_FILE))
-    ckpt = checkpoint.latest(folder / "checkpoints")
-    if ckpt is None:
-        raise UsageError(f"{folder}: no checkpoint to evaluate")
-    learner_state, counters = checkpoint.load(ckpt)
+    obs_shape, num_actions = check_env(cfg, str(folder / CONFIG_FILE))
+    found = newest_checkpoint(folder, "evaluate")
+    check_fits(cfg, found, obs_shape, num_actions, [], str(folder / CONFIG_FILE))
+    ckpt, learner_state, counters = found.path, found.learner, found.counters
     seed = cfg.seed if seed is None else seed
     metrics = play(cfg.env, cfg.policy, learner_state["weights"], episodes, seed=seed,
                    greedy=not sample)

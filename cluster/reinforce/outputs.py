@@ -1,20 +1,28 @@
-"""Where a run's numbers go: a metrics file (JSONL), TensorBoard, a run log and a learning curve.
+"""Where a run's numbers go: a metrics file (JSONL), TensorBoard, a run log and a learning curve;
+and the run folder itself: made, and locked while a process writes it.
 
 Components return flat dicts of floats keyed ``area/name``; only this module writes them anywhere.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
+
+from cluster.errors import UsageError
+from supervised.files import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "run.log"
 CONFIG_FILE = "config.yaml"
 CURVE_FILE = "learning_curve.png"
 TB_DIR = "tb"
+LOCK_FILE = ".lock"   # held (flock) by the process writing the run; holds its PID
 
 
 def new_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
@@ -30,12 +38,35 @@ def new_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
             candidate = base.with_name(f"{base.name}-{n}")
 
 
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Holds the run folder's lock while the block runs: one writer at a time. Another process
+    holding it: UsageError at once, naming the folder and that process's PID. The lock is an
+    flock on ``RUN_DIR/.lock``, so the kernel releases it when its process ends, however it ends
+    (a SIGKILLed run leaves no stale lock); the file stays, and is not a sign of a writer."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UsageError(f"{run_dir}: another process (PID {holder}) is writing this run "
+                             f"folder; wait for it to end or stop it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # releases the lock
+
+
 class RunOutputs:
     """Appends each iteration's metrics to the JSONL file and TensorBoard; logs run events.
 
     ``resume_step``: the env step of the checkpoint a resumed run starts from. Rows logged after
     it by the interrupted run are dropped from the metrics file and hidden in TensorBoard (a
-    SessionLog.START at that step), so the resumed counters continue a clean history.
+    SessionLog.START at that step), so the resumed counters continue a clean history. The
+    metrics file is rewritten whole or not at all (a temporary file renamed over it): a kill or a
+    full disk during the rewrite leaves the history as it was.
     """
 
     def __init__(self, run_dir: Path, resume_step: int | None = None):
@@ -44,7 +75,7 @@ class RunOutputs:
         self.run_dir = run_dir
         if resume_step is not None:
             kept = [r for r in read_metrics(run_dir) if r["step"] <= resume_step]
-            (run_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept))
         self._metrics = open(run_dir / METRICS_FILE, "a")
         self._log = open(run_dir / LOG_FILE, "a")
         # TensorBoard hides events at steps >= purge_step: keep the checkpoint's own row.

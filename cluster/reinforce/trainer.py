@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import threading
 import time
 from contextlib import contextmanager
@@ -63,6 +64,7 @@ class RunResult:
     stop_reason: str
     state: RunState
     last_metrics: dict[str, float]
+    failed: bool = False      # ended by non-finite values (stop_reason says which): exit 1
 
 
 def stop_reason(cfg: ExperimentConfig, state: RunState, return_mean: float | None) -> str | None:
@@ -82,7 +84,9 @@ def stop_reason(cfg: ExperimentConfig, state: RunState, return_mean: float | Non
 
 class Trainer:
     """Runs one experiment on the current Ray session. ``run()`` returns when a stop criterion is
-    met or on Ctrl-C; either way it writes a final checkpoint and stops its actors."""
+    met or on Ctrl-C; either way it writes a final checkpoint and stops its actors. A loss or
+    weights holding NaN or inf end the run at once, ``failed``, with no final checkpoint: the
+    newest one stays the last finite one."""
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, obs_shape: tuple[int, ...],
                  num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
@@ -104,6 +108,7 @@ class Trainer:
             self.learner_state, counters = resume
             self.state = RunState(**counters)
             self.state.generation += 1  # fresh worker seeds: a resumed run never replays
+        self.last_checkpoint = checkpoint.folder_name(self.state.iteration) if resume is not None else None
         self.outputs = RunOutputs(run_dir, self.state.env_steps if resume is not None else None)
         s = self.state
         self.episodes = EpisodeStats(cfg.stop.window, cfg.env.is_atari, s.recent_returns,
@@ -115,7 +120,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------- loop
 
     def run(self) -> RunResult:
-        reason, started = None, False
+        reason, started, failed = None, False, False
         try:
             with self._workers() as workers, self._learner() as learner:
                 started = True   # a set-up that fails (too few CPUs, a bad checkpoint) just raises
@@ -123,11 +128,17 @@ class Trainer:
                     reason = self._loop(workers, learner)
                 except KeyboardInterrupt:
                     reason = "interrupted (Ctrl-C)"
+                except checkpoint.NonFinite as err:
+                    failed = True
+                    reason = (f"non-finite {err.what} at iteration {self.state.iteration}; " + (
+                        f"the last finite checkpoint is {self.last_checkpoint}"
+                        if self.last_checkpoint else "no checkpoint was written before it"))
                 finally:
                     self.state.worker_restarts = workers.restarts
                     self.progress.close()
                     try:
-                        self._checkpoint(learner)
+                        if not failed:
+                            self._checkpoint(learner)
                     except Exception as err:  # the learner's actor may be gone with the cluster
                         self._event(f"could not write the final checkpoint: {err}")
         finally:
@@ -137,7 +148,7 @@ class Trainer:
             self.outputs.close()
             if started:
                 plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
-        return RunResult(self.run_dir, reason, self.state, self.metrics)
+        return RunResult(self.run_dir, reason, self.state, self.metrics, failed)
 
     def _loop(self, workers: Any, learner: Any) -> str:
         """sample -> update -> broadcast, until a stop criterion is met; returns which."""
@@ -168,6 +179,7 @@ class Trainer:
         state, output, metrics = self.state, self.cfg.output, self.metrics
         self.outputs.write(metrics, step=state.env_steps)
         self.progress.update(metrics)
+        _check_finite(metrics, weights)
         ckpt = self._checkpoint(learner) if state.iteration % output.checkpoint_every == 0 else None
         if self.on_iteration is not None:
             self.on_iteration(metrics, ckpt)
@@ -298,9 +310,22 @@ class Trainer:
         self._event(f"video: {stem.name}.mp4 ({episode.steps} steps, return {episode.episode_return:g})")
 
     def _checkpoint(self, learner: Any) -> Path:
+        """Saves one; NonFinite (nothing written) if the learner's state holds NaN or inf."""
         self.outputs.flush()  # TensorBoard holds events back; a checkpoint's history is on disk
-        return checkpoint.save(self.run_dir / "checkpoints", self.state.iteration, learner.get_state(),
-                        dataclasses.asdict(self.state), keep=self.cfg.output.keep_checkpoints)
+        path = checkpoint.save(self.run_dir / "checkpoints", self.state.iteration, learner.get_state(),
+                               dataclasses.asdict(self.state), keep=self.cfg.output.keep_checkpoints)
+        self.last_checkpoint = path.name
+        return path
+
+
+def _check_finite(metrics: dict[str, float], weights: list[np.ndarray]) -> None:
+    """NonFinite if the learner's loss or the weights it just made hold NaN or inf."""
+    loss = metrics.get("learner/loss")
+    if loss is not None and not math.isfinite(loss):
+        raise checkpoint.NonFinite(f"learner/loss ({loss})")
+    for i, w in enumerate(weights):
+        if not np.isfinite(w).all():
+            raise checkpoint.NonFinite(f"policy weights_{i}")
 
 
 def prefetch_tensorflow(cfg: ExperimentConfig) -> threading.Thread | None:
