@@ -14,6 +14,7 @@ import traceback
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cluster import labs
 from cluster.config.reference import markdown
@@ -71,8 +72,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     table = Table(title=title, title_justify="left")
     for column in ("key", "expected", "default", "meaning"):
         table.add_column(column, overflow="fold")
-    for row in describe_fields(cls):
-        table.add_row(*row)
+    for row in describe_fields(cls):   # "[low, high]" in a doc is text, not rich markup
+        table.add_row(*map(Text, row))
     Console().print(table)
     return EXIT_OK
 

@@ -13,7 +13,8 @@ from typing import Any, Literal
 @dataclass(frozen=True)
 class EnvConfig:
     id: str = "CartPole-v1"
-    """Gymnasium environment id."""
+    """Gymnasium environment id, a registered one (CartPole-v1, ALE/Pong-v5); 'module:Env', which
+    makes Gymnasium import a module, is refused."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for gymnasium.make."""
     frameskip: int | None = field(default=None, metadata={"ge": 1})

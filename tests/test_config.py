@@ -74,7 +74,7 @@ BAD = [
     (GOOD.replace("stop:\n  env_steps: 1000", "stop:\n  mean_return: null\n  env_steps: null"), (),
      "stop.env_steps: at least one stop criterion must be set"),
     (GOOD.replace("name: t", "name: a/b"), (), "name: expected a name without '/'"),
-    (GOOD + "learner: 3\n", (), "learner: expected a mapping of LearnerConfig keys, got a number (3)"),
+    (GOOD + "policy: 3\n", (), "policy: expected a mapping of PolicyConfig keys, got a number (3)"),
     ("- just\n- a list\n", (), "expected a mapping of keys at the top, got a list"),
     ("learner:\n  lr: [0.1\n", (), "not valid YAML"),
     (GOOD, ("learner.lr=-1",), "--set: learner.lr: expected a number > 0, got -1"),

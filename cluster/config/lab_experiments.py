@@ -36,8 +36,9 @@ class LabOutput:
 
 @dataclass(frozen=True)
 class MnistExperiment:
-    name: str = field(default="mnist", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
+    name: str = field(default="mnist", metadata={"min_len": 1, "folder_name": True})
+    """Name of the experiment; the start of its run folder's name, so one folder's name: no
+    slashes, no leading '.' or '~', printable, at most 200 bytes."""
     seed: int = field(default=0, metadata={"ge": 0})
     """Seed of the weights' initialisation and of the data order."""
     lab: Literal["mnist"] = "mnist"
@@ -49,8 +50,9 @@ class MnistExperiment:
 
 @dataclass(frozen=True)
 class IntroExperiment:
-    name: str = field(default="intro", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
+    name: str = field(default="intro", metadata={"min_len": 1, "folder_name": True})
+    """Name of the experiment; the start of its run folder's name, so one folder's name: no
+    slashes, no leading '.' or '~', printable, at most 200 bytes."""
     seed: int = field(default=0, metadata={"ge": 0})
     """Seed of the synthetic data and the weights."""
     lab: Literal["intro"] = "intro"
@@ -62,8 +64,9 @@ class IntroExperiment:
 
 @dataclass(frozen=True)
 class MusicExperiment:
-    name: str = field(default="music", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
+    name: str = field(default="music", metadata={"min_len": 1, "folder_name": True})
+    """Name of the experiment; the start of its run folder's name, so one folder's name: no
+    slashes, no leading '.' or '~', printable, at most 200 bytes."""
     seed: int = field(default=0, metadata={"ge": 0})
     """Seed of the weights, of the training windows and of the sampled tunes."""
     lab: Literal["music"] = "music"
@@ -75,8 +78,9 @@ class MusicExperiment:
 
 @dataclass(frozen=True)
 class DbvaeExperiment:
-    name: str = field(default="dbvae", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
+    name: str = field(default="dbvae", metadata={"min_len": 1, "folder_name": True})
+    """Name of the experiment; the start of its run folder's name, so one folder's name: no
+    slashes, no leading '.' or '~', printable, at most 200 bytes."""
     seed: int = field(default=0, metadata={"ge": 0})
     """Seed of the weights, of the batches and the VAE's noise, and of the bias benchmark's data."""
     lab: Literal["dbvae"] = "dbvae"

@@ -70,8 +70,9 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = field(default="experiment", metadata={"min_len": 1})
-    """Name of the experiment; the start of its run folder's name."""
+    name: str = field(default="experiment", metadata={"min_len": 1, "folder_name": True})
+    """Name of the experiment; the start of its run folder's name, so one folder's name: no
+    slashes, no leading '.' or '~', printable, at most 200 bytes."""
     seed: int = field(default=0, metadata={"ge": 0})
     """Run seed; workers derive theirs from it and their index."""
     lab: Literal["rl"] = "rl"
@@ -85,8 +86,9 @@ class ExperimentConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self):
-        if "/" in self.name or self.name in (".", ".."):
-            raise ValueError(f"name: expected a name without '/', got {self.name!r}")
+        if ":" in self.env.id:  # gymnasium.make("module:Env") imports the module: code from a config
+            raise ValueError(f"env.id: expected a registered Gymnasium id (e.g. CartPole-v1), not "
+                             f"'module:Env', which would import a module; got {self.env.id!r}")
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -100,7 +102,8 @@ def dump_experiment(cfg: ExperimentConfig, path: str | Path) -> None:
 
 
 def check_env(cfg: ExperimentConfig, source: str) -> tuple[tuple[int, ...], int]:
-    """Builds the environment once, so an unknown id stops the run before Ray starts."""
+    """Builds the environment once, so an unknown id stops the run before Ray starts (an id
+    naming a module, ``module:Env``, never gets here: ``ExperimentConfig`` refuses it)."""
     import gymnasium
 
     from rl.envs import env_spaces
@@ -110,7 +113,8 @@ def check_env(cfg: ExperimentConfig, source: str) -> tuple[tuple[int, ...], int]
     except ValueError as err:
         key, _, message = str(err).partition(": ")
         raise ConfigError(message, source=source, key=f"env.{key}") from None
-    except (gymnasium.error.Error, TypeError) as err:
+    except (gymnasium.error.Error, TypeError, ImportError) as err:  # ImportError: a registered
+        # id whose entry point's module is not installed
         raise ConfigError(f"cannot make {cfg.env.id!r} ({err})", source=source, key="env") from None
     if cfg.policy.conv and len(obs_shape) != 3:
         raise ConfigError(f"convolutions need image observations [H, W, C]; {cfg.env.id}'s are "

@@ -8,7 +8,9 @@ naming the file, the line, the key path and what was expected.
 
 Supported field types: ``bool``, ``int``, ``float``, ``str``, ``Literal[...]``, ``X | None``,
 unions of those (``int | Literal["auto"]``), ``tuple[T, ...]``, ``dict[str, Any]`` and nested
-config dataclasses. Bounds in metadata: ``gt``, ``ge``, ``lt``, ``le``, ``min_len``.
+config dataclasses. Bounds in metadata: ``gt``, ``ge``, ``lt``, ``le``, ``min_len``, and
+``folder_name`` (the string starts a folder's name: ``cluster/config/names.py``). Numbers
+must be finite everywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import ast
 import dataclasses
 import functools
 import inspect
-import re
+import math
 import textwrap
 import types
 import typing
@@ -25,6 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import yaml
+
+from cluster.config import yaml_file
+from cluster.config.names import folder_name_problem
 
 __all__ = ["ConfigError", "from_dict", "load_config", "load_yaml", "parse_overrides", "to_dict",
            "field_docs"]
@@ -46,55 +51,22 @@ class ConfigError(ValueError):
 # ----------------------------------------------------------------------------------- YAML reading
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e6`` as a string; here, as in YAML 1.2, it is the number 1000000.0."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def _parse(text: str):
-    return yaml.load(text, Loader=_Loader)
-
-
-def _line_map(node: yaml.Node, prefix: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
-    """Key path -> 1-based line of the key, for every mapping key in a composed YAML tree."""
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            out[path] = key_node.start_mark.line + 1
-            _line_map(value_node, path, out)
-    return out
-
-
 def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """Reads a YAML mapping and the line of each key path; ConfigError if it cannot."""
+    """Reads a YAML mapping and the line of each key path (``cluster/config/yaml_file.py`` says
+    what it refuses); ConfigError if it cannot."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("no such file" if not path.exists() else "not a file", source=str(path))
-    text = path.read_text()
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = _parse(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"not valid YAML ({problem})", source=str(path), line=line) from None
-    if data is None:
-        data = {}
+        data, lines = yaml_file.read(path)
+    except yaml_file.Refused as err:
+        raise ConfigError(err.message, source=str(path), key=err.key, line=err.line) from None
+    if data is None:  # nothing, only comments, or `null`: not the defaults trained by mistake
+        raise ConfigError("empty file: expected a mapping of keys", source=str(path))
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping of keys at the top, got {_kind(data)}",
                           source=str(path), line=1)
-    return data, _line_map(node) if node is not None else {}
+    return data, lines
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -106,8 +78,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"expected key.path=value, got {pair!r}", source="--set")
         try:
-            value = _parse(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = yaml_file.parse(raw)[0] if raw.strip() else ""
+        except yaml_file.Refused:  # not YAML labrun reads: the text itself
             value = raw
         node = out
         parts = key.split(".")
@@ -223,6 +195,15 @@ class _Invalid(Exception):
         self.key, self.message = key, message
 
 
+class _NotFinite(_Invalid):
+    """``.inf``, ``.nan`` or ``1e999`` where a number is expected: never a valid setting (a NaN
+    compares false with everything, so ``stop.mean_return: .nan`` would silently never stop)."""
+
+    def __init__(self, key: str, value: int | float):
+        shown = repr(value) if isinstance(value, float) else "an integer beyond a float's range"
+        super().__init__(key, f"expected a finite number, got {shown}")
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -233,6 +214,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         for option in typing.get_args(tp):
             try:
                 return _convert(value, option, key)
+            except _NotFinite:
+                raise
             except _Invalid:
                 continue
         raise _Invalid(key, f"expected {_describe(tp)}, got {_kind(value)}")
@@ -250,11 +233,19 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _NotFinite(key, value)
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)  # 1e6 in YAML is a float; it still means a whole number
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond a float's range
+                number = math.inf
+            if not math.isfinite(number):
+                raise _NotFinite(key, value)
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -281,6 +272,9 @@ def _check_bounds(value: Any, meta: Mapping[str, Any], tp: Any, key: str) -> Non
             raise _Invalid(key, f"expected {noun} {_bounds_text(meta)}, got {value!r}")
     if isinstance(value, (tuple, str)) and "min_len" in meta and len(value) < meta["min_len"]:
         raise _Invalid(key, f"expected at least {meta['min_len']} item(s), got {len(value)}")
+    problem = folder_name_problem(value) if meta.get("folder_name") and isinstance(value, str) else None
+    if problem:
+        raise _Invalid(key, problem)
     if isinstance(value, tuple) and any(k in meta for k in ("gt", "ge", "lt", "le")):
         for i, item in enumerate(value):
             _check_bounds(item, meta, tp, f"{key}[{i}]")
@@ -303,7 +297,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         try:
             value = _convert(data[name], hints[name], path)
         except _Invalid as err:
-            if err.key == path and _bounds_text(f.metadata):  # say the bounds too
+            if err.key == path and _bounds_text(f.metadata) and not isinstance(err, _NotFinite):  # bounds too
                 expected = _describe(hints[name], f.metadata)
                 raise _Invalid(path, f"expected {expected}, got {_kind(data[name])}") from None
             raise

@@ -46,8 +46,9 @@ class SchedulerConfig:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    name: str = field(default="sweep", metadata={"min_len": 1})
-    """Name of the sweep; its folder is <runs_dir>/<name>__<time>."""
+    name: str = field(default="sweep", metadata={"min_len": 1, "folder_name": True})
+    """Name of the sweep; its folder is <runs_dir>/<name>__<time>, so one folder's name: no
+    slashes, no leading '.' or '~', printable, at most 200 bytes."""
     experiment: str = field(default="", metadata={"min_len": 1})
     """The experiment file the trials run, relative to the sweep file."""
     fixed: dict[str, Any] = field(default_factory=dict)

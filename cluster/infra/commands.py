@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from cluster.infra import jobs, local_cluster
@@ -40,15 +41,17 @@ def submit(command: str, config: str, sets: list[str], address: str | None, stor
 
 def list_jobs(address: str | None) -> int:
     client = jobs.connect(address)
-    table = Table(title=f"jobs at {client.labrun_address}", title_justify="left")
+    table = Table(title=Text(f"jobs at {client.labrun_address}", style="table.title"),
+                  title_justify="left")
     for column in ("job", "status", "started"):
         table.add_column(column, no_wrap=True)
     table.add_column("entrypoint", overflow="fold")
     for job in jobs.list_jobs(client):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time / 1000)) \
             if job.start_time else ""
-        table.add_row(job.submission_id or job.job_id or "", str(job.status.value), started,
-                      job.entrypoint)
+        # what the cluster says is data, printed as it is (Text), never as rich markup
+        table.add_row(*map(Text, (job.submission_id or job.job_id or "", str(job.status.value),
+                                  started, job.entrypoint or "")))
     Console().print(table)
     return EXIT_OK
 

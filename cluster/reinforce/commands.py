@@ -107,8 +107,8 @@ def check_fits(cfg: ExperimentConfig, found: checkpoint.Found, obs_shape: tuple[
 def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: str | None,
          resume, mirror: Mirror | None = None) -> int:
     progress = ConsoleProgress(cfg.output.console_every_s)
-    progress.console.print(f"run folder: {run_dir}" + (f" (copied to {mirror.uri} after every "
-                                                       f"checkpoint)" if mirror else ""))
+    progress.line(f"run folder: {run_dir}" + (f" (copied to {mirror.uri} after every checkpoint)"
+                                              if mirror else ""))
     prefetch_tensorflow(cfg)
 
     def push_after_checkpoint(metrics, ckpt) -> None:  # the Trainer's on_iteration hook
@@ -116,14 +116,14 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
             try:
                 mirror.push()
             except StorageError as err:  # the run goes on; the next checkpoint's push retries
-                progress.console.print(f"could not copy the run to storage: {err}")
+                progress.line(f"could not copy the run to storage: {err}")
     try:
         with RaySession(address=address):
             result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume,
                              progress=progress,
                              on_iteration=push_after_checkpoint if mirror else None).run()
     except KeyboardInterrupt:  # Ctrl-C while Ray was starting or stopping
-        progress.console.print("interrupted")
+        progress.line("interrupted")
         return EXIT_INTERRUPTED
     except Exception:
         with open(run_dir / "run.log", "a") as log:
@@ -136,8 +136,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
                 mirror.push()   # the final checkpoint and logs (also after a failure or Ctrl-C)
             except StorageError as err:
                 stored = False
-                progress.console.print(f"error: could not copy the run to storage: {err}; it is "
-                                       f"complete in {run_dir}")
+                progress.line(f"error: could not copy the run to storage: {err}; it is complete "
+                              f"in {run_dir}")
     progress.summary(f"labrun: {cfg.name}", _summary_rows(result, mirror))
     if result.failed:
         print(f"error: {result.stop_reason}", file=sys.stderr)

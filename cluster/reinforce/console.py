@@ -1,4 +1,7 @@
-"""What a person sees while a run trains: a live progress line, events, a summary table."""
+"""What a person sees while a run trains: a live progress line, events, a summary table.
+
+Text from data (run names, paths, error messages) goes to rich as ``Text``: it prints as it is,
+never read as rich markup; only labrun's own styling (the yellow "!" of an event) is styled."""
 
 from __future__ import annotations
 
@@ -51,7 +54,11 @@ class ConsoleProgress:
             self._pending = line
 
     def event(self, message: str) -> None:
-        self.console.print(f"[yellow]![/yellow] {message}")
+        self.console.print(Text.assemble(("!", "yellow"), " ", message))
+
+    def line(self, text: str) -> None:
+        """A line of text, printed as it is."""
+        self.console.print(Text(text))
 
     def close(self) -> None:
         if self._live:
@@ -60,9 +67,10 @@ class ConsoleProgress:
             self.console.print(self._pending)
 
     def summary(self, title: str, rows: list[tuple[str, str]]) -> None:
-        table = Table(title=title, show_header=False, title_justify="left")
+        table = Table(title=Text(title, style="table.title"), show_header=False,
+                      title_justify="left")
         table.add_column(style="bold")
         table.add_column()
         for key, value in rows:
-            table.add_row(key, value)
+            table.add_row(Text(key), Text(value))
         self.console.print(table)

@@ -17,6 +17,8 @@ from typing import Iterator, Mapping
 from cluster.errors import UsageError
 from supervised.files import atomic_write
 
+from cluster.folders import new_folder
+
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "run.log"
 CONFIG_FILE = "config.yaml"
@@ -26,16 +28,8 @@ LOCK_FILE = ".lock"   # held (flock) by the process writing the run; holds its P
 
 
 def new_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
-    """``runs_dir/<name>__<seed>__<YYYYmmdd-HHMMSS>`` (with a suffix if that already exists)."""
-    base = Path(runs_dir) / f"{name}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    candidate, n = base, 1
-    while True:
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = base.with_name(f"{base.name}-{n}")
+    """``runs_dir/<name>__<seed>__<YYYYmmdd-HHMMSS>``, created (``-2``, ``-3``... if taken)."""
+    return new_folder(runs_dir, f"{name}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 @contextmanager

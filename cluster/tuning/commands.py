@@ -1,6 +1,7 @@
 """The work of ``labrun train`` for a supervised lab, ``labrun tune`` and ``labrun resume`` of a
 Tune run: start (or join) Ray, run the study's trials, print the results table and where the
-files are. Each returns the command's exit code."""
+files are. Each returns the command's exit code. What is printed from data (names, paths, keys,
+values, tunes) goes to rich as ``Text``, so it prints as it is, never as rich markup."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Mapping
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cluster import storage
 from cluster.config.sweep import Sweep
@@ -63,7 +65,9 @@ def resume_study(folder: str | Path, labs: Mapping[str, Any], address: str | Non
 def run_study(study: Study, lab: Any, address: str | None, resume: bool = False) -> int:
     """Runs a lab's trial(s) through Tune and prints the results table."""
     console = Console(highlight=False)
-    console.print(f"{'resuming' if resume else 'running'} {study.lab} trial(s): {study.location}")
+    if not resume:
+        study = study.claim_folder()    # `-2` when another of its name started this second
+    console.print(Text(f"{'resuming' if resume else 'running'} {study.lab} trial(s): {study.location}"))
     if not resume:
         study.save()
     with RaySession(address=address):
@@ -73,23 +77,24 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
     console.print(_files_table(study))
     unfinished = [r for r in rows if r["status"] == "unfinished"]
     if unfinished:
-        console.print(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
-                      f"labrun resume {study.location}", soft_wrap=True)  # a path to copy, unbroken
+        console.print(Text(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
+                           f"labrun resume {study.location}"), soft_wrap=True)  # a path to copy, unbroken
         return EXIT_INTERRUPTED
     failed = [r for r in rows if r["status"] == "error"]
     if failed:
-        console.print(f"error: {len(failed)} trial(s) failed after their restarts; see "
-                      f"{failed[0]['path']}/error.txt", soft_wrap=True)
+        console.print(Text(f"error: {len(failed)} trial(s) failed after their restarts; see "
+                           f"{failed[0]['path']}/error.txt"), soft_wrap=True)
         return EXIT_FAILED
     return EXIT_OK
 
 
 def _results_table(study: Study, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"labrun: {study.name} (best first by {study.metric}, {study.mode})",
-                  title_justify="left")
+    title = Text(f"labrun: {study.name} (best first by {study.metric}, {study.mode})", style="table.title")
+    table = Table(title=title, title_justify="left")
     columns = ["trial", *study.space, study.metric, "epochs", "status"]
     for column in columns:
-        table.add_column(column.split(".")[-1] if column in study.space else column, overflow="fold")
+        table.add_column(Text(column.split(".")[-1] if column in study.space else column),
+                         overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row[c]) for c in columns))
     return table
@@ -104,12 +109,12 @@ def _files_table(study: Study) -> Table:
                        ("comparison", study.folder / PLOT_FILE), *stored,
                        ("tensorboard", f"labrun tensorboard {study.folder}" if not study.storage
                         else f"tensorboard --logdir {study.location} (where TensorFlow reads that scheme)")):
-        outputs.add_row(key, str(value))
+        outputs.add_row(key, Text(str(value)))
     return outputs
 
 
-def _cell(value) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+def _cell(value) -> Text:
+    return Text("-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
 def generate(run_dir: str, songs: int, temperature: float | None, length: int | None, seed: int,
@@ -133,20 +138,21 @@ def generate(run_dir: str, songs: int, temperature: float | None, length: int | 
     target = Path(out) if out else Path(run_dir) / "generated"
     renderer = find_renderer()
     console = Console(highlight=False)
-    console.print(f"checkpoint: {folder} (epoch {counters.get('epoch')})")
-    console.print("audio: " + ("no MIDI synthesiser on PATH (timidity, fluidsynth); the built-in "
-                               "additive one plays the .wav files" if renderer == "builtin"
-                               else f"{renderer} plays the .wav files"))
+    console.print(Text(f"checkpoint: {folder} (epoch {counters.get('epoch')})"))
+    console.print(Text("audio: " + ("no MIDI synthesiser on PATH (timidity, fluidsynth); the built-in "
+                                    "additive one plays the .wav files" if renderer == "builtin"
+                                    else f"{renderer} plays the .wav files")))
     tunes = sample_songs(rnn, vocab, songs, length=length or saved.get("length", 1000),
                          temperature=temperature or saved.get("temperature", 1.0),
                          start_string=saved.get("start_string", "X"), seed=seed)
     reports = write_songs(target, tunes, renderer)
-    table = Table(title=f"labrun generate: {len(reports)} tunes in {target}", title_justify="left")
+    table = Table(title=Text(f"labrun generate: {len(reports)} tunes in {target}", style="table.title"),
+                  title_justify="left")
     for column in ("song", "title", "valid", "reason", "files"):
         table.add_column(column, overflow="fold")
-    for r in reports:
-        table.add_row(r.name, r.title or "-", "yes" if r.valid else "no",
-                      r.reason + ("" if r.complete else " (cut off)"), " ".join(r.files))
+    for r in reports:   # a sampled tune's title and music21's reasons are data: Text, not markup
+        table.add_row(*map(Text, (r.name, r.title or "-", "yes" if r.valid else "no",
+                                  r.reason + ("" if r.complete else " (cut off)"), " ".join(r.files))))
     console.print(table)
     valid = sum(r.valid for r in reports)
     console.print(f"valid: {valid} of {len(reports)} ({valid / max(len(reports), 1):.0%})")

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from ray.tune import Callback
+from rich.text import Text
 
 
 def _fmt(value: Any) -> str:
@@ -37,7 +38,8 @@ class Progress(Callback):
             from rich.console import Console
 
             self._console = Console(highlight=False)
-        self._console.print(f"[{time.strftime('%H:%M:%S')}] trial {trial.trial_id}: {text}")
+        # names, values and paths are data: Text prints them as they are, never as rich markup
+        self._console.print(Text(f"[{time.strftime('%H:%M:%S')}] trial {trial.trial_id}: {text}"))
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         overrides = (trial.config or {}).get("overrides") or {}

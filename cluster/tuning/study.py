@@ -5,6 +5,7 @@ or a sweep (``labrun tune``, REINFORCE experiments included).
 Call sequence (``cluster/tuning/commands.py``)::
 
     study = Study.single(lab, cfg, runs_dir)         # or Study.from_sweep(sweep, runs_dir)
+    study = study.claim_folder()                     # its own folder, `-2` if the name is taken
     study.save()                                     # study.yaml: what `labrun resume` needs
     results = run_trials(study, lab)                 # or run_trials(Study.load(folder), lab, resume=True)
     rows = summarise(study, lab, results)            # one row per trial, best first
@@ -16,6 +17,7 @@ local staging folder (``Study.folder``) and copied beside Tune's (``Study.locati
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ import yaml
 from cluster import storage
 from cluster.config import schema
 from cluster.config.sweep import Sweep
+from cluster.folders import new_folder
 from supervised.files import atomic_write
 
 RESULTS_FILE, BEST_FILE, PLOT_FILE = "results.csv", "best_config.yaml", "comparison.png"
@@ -67,6 +70,12 @@ class Study:
         return Study(sweep.lab.name, name or f"{cfg.name}__{time.strftime('%Y%m%d-%H%M%S')}", root,
                      data, sweep.space, cfg.metric, cfg.mode, cfg.num_samples, cfg.scheduler,
                      cfg.max_concurrent_trials, cfg.seed, storage=uri)
+
+    def claim_folder(self) -> "Study":
+        """This new study with its folder created: ``name-2``, ``name-3``... when another run or
+        sweep of the same name, started in the same second, has ``name``. With a storage URI the
+        local staging folder is the one claimed, and the study keeps that name there too."""
+        return dataclasses.replace(self, name=new_folder(self.runs_dir, self.name).name)
 
     @property
     def folder(self) -> Path:

@@ -1,0 +1,426 @@
+"""Input from others, on a shared cluster: files, --set values, names and what the cluster says.
+
+Bad input stops with exit 2 and one line (``error: FILE, line N: KEY: what was expected``), in
+bounded time, before Ray starts; run and sweep names stay one folder of their own; and whatever
+comes from data is printed as it is, never read as rich markup. Most tests run the real
+``labrun train`` on a file that fails before Ray starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from rich.console import Console
+
+from cluster import labs
+from cluster.config import schema
+from cluster.config.rl_experiment import ExperimentConfig, check_env
+from cluster.config.schema import ConfigError
+from cluster.config.sweep import SweepConfig
+from cluster.reinforce.console import ConsoleProgress
+from cluster.reinforce.outputs import new_run_dir
+from cluster.tuning import commands as tuning
+from cluster.tuning.study import STUDY_FILE, Study
+from helpers import REPO, run_cli, write_sweep
+
+GOOD = """\
+name: t
+seed: 1
+learner:
+  lr: 0.01
+  gamma: 0.99
+stop:
+  env_steps: 1000
+"""
+
+
+def train(tmp_path: Path, text: str | bytes, *sets: str):
+    """``labrun train`` of ``text`` written to a file; (the process, the file's path)."""
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    out = run_cli("train", str(path), "--runs-dir", str(tmp_path / "runs"),
+                  *[arg for s in sets for arg in ("--set", s)], timeout=120)
+    return out, path
+
+
+def one_error_line(out) -> str:
+    """The one line a refused input prints: exit 2, no traceback, nothing else, no run folder."""
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    return lines[0]
+
+
+def load_text(tmp_path: Path, text: str, *sets: str):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return labs.load(path, sets)
+
+
+# ------------------------------------------------------------------------- 1. the YAML pipeline
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    # PyYAML keeps the last silently: the second learner section would wipe lr: 0.01
+    out, path = train(tmp_path, GOOD + "learner:\n  gamma: 0.9\n")
+    assert one_error_line(out) == (f"error: {path}, line 8: learner: key given twice in one mapping "
+                                   f"(first on line 3); expected each key once")
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    ("learner:\n  lr: 0.1\n  gamma: 0.9\n  lr: 0.2\n", "learner.lr", (4, 2)),
+    ("policy:\n  conv:\n    - {filters: 8, kernel: 3, filters: 16}\n", "policy.conv[0].filters", (3, 3)),
+    ("env:\n  id: CartPole-v1\n  kwargs: {a: 1, b: 2}\n  kwargs: {}\n", "env.kwargs", (4, 3)),
+])
+def test_a_key_given_twice_is_refused_at_any_depth(tmp_path, text, key, lines):
+    with pytest.raises(ConfigError) as err:
+        load_text(tmp_path, text)
+    assert (err.value.key, err.value.line) == (key, lines[0])
+    assert f"first on line {lines[1]}" in err.value.message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing but a comment\n", "null\n", "~\n", "---\n"])
+def test_an_empty_file_is_refused_not_trained_with_the_defaults(tmp_path, text):
+    out, path = train(tmp_path, text)
+    assert one_error_line(out) == f"error: {path}: empty file: expected a mapping of keys"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_file_that_is_not_utf8_is_bad_input(tmp_path):
+    out, path = train(tmp_path, GOOD.encode() + "# café\n".encode("latin-1"))
+    line = one_error_line(out)
+    assert line.startswith(f"error: {path}, line 8: not UTF-8 text (byte 0xe9")
+    assert "UnicodeDecodeError" not in line
+
+
+@pytest.mark.parametrize("lab, key, value", [
+    ("rl", "stop.mean_return", ".nan"),       # NaN compares false: the criterion never fires
+    ("rl", "learner.lr", ".inf"),
+    ("rl", "learner.max_grad_norm", "-.inf"),  # float | None
+    ("rl", "stop.wall_time_s", "1e999"),       # a float too large: inf
+    ("rl", "learner.chunk_steps", ".inf"),     # an integer field
+    ("rl", "resources.learner_gpus", ".nan"),  # float | Literal['auto']
+    ("rl", "learner.lr", "1" + "0" * 400),     # an integer beyond a float's range
+    ("mnist", "mnist.lr", ".nan"),
+    ("intro", "intro.lr", ".inf"),
+    ("music", "music.temperature", ".nan"),
+    ("dbvae", "dbvae.kl_weight", ".inf"),
+    ("mnist", "trial.cpus", ".inf"),
+])
+def test_non_finite_numbers_are_refused_in_every_config_class(tmp_path, lab, key, value):
+    section, _, name = key.partition(".")
+    text = f"lab: {lab}\n{section}:\n  {name}: {value}\n"
+    with pytest.raises(ConfigError) as err:
+        load_text(tmp_path, text)
+    assert (err.value.key, err.value.line) == (key, 3)
+    assert err.value.message.startswith("expected a finite number, got ")
+    with pytest.raises(ConfigError) as err:            # and through --set
+        load_text(tmp_path, f"lab: {lab}\n", f"{key}={value}")
+    assert (err.value.source, err.value.key) == ("--set", key)
+    assert err.value.message.startswith("expected a finite number")
+
+
+def test_non_finite_numbers_from_the_command_line_exit_2(tmp_path):
+    out, path = train(tmp_path, GOOD, "stop.mean_return=.nan")
+    assert one_error_line(out) == "error: --set: stop.mean_return: expected a finite number, got nan"
+    out, path = train(tmp_path, GOOD.replace("lr: 0.01", "lr: 1e999"))
+    assert one_error_line(out) == f"error: {path}, line 4: learner.lr: expected a finite number, got inf"
+
+
+def test_a_sweep_of_non_finite_values_is_refused(tmp_path):
+    sweep = write_sweep(tmp_path, {"intro.lr": {"uniform": [0.01, float("inf")]}})
+    with pytest.raises(ConfigError, match="search_space.intro.lr: .* expected a finite number"):
+        labs.load_sweep(sweep)
+    sweep = write_sweep(tmp_path, {"intro.lr": {"grid": [0.1]}}, scheduler={"reduction_factor": float("nan")})
+    with pytest.raises(ConfigError, match="scheduler.reduction_factor: expected a finite number"):
+        labs.load_sweep(sweep)
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Ten keys a level, each the previous level again: 10**levels values from a few lines."""
+    lines = ["l0: &l0 {k: v}"]
+    lines += [f"l{i}: &l{i} {{" + ", ".join(f"k{j}: *l{i - 1}" for j in range(10)) + "}"
+              for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_nested_aliases_are_refused_at_once(tmp_path):
+    path = tmp_path / "laughs.yaml"
+    path.write_text(billion_laughs())
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        schema.load_yaml(path)
+    assert time.monotonic() - start < 0.5
+    assert err.value.line == 1 and "anchors and aliases" in err.value.message
+    out, _ = train(tmp_path, billion_laughs())
+    assert "line 1: YAML anchors and aliases (&name, *name) are not accepted" in one_error_line(out)
+
+
+@pytest.mark.parametrize("text", [
+    "learner: &l {lr: 0.1}\n",                                      # an anchor alone
+    "a: &a {lr: 0.1}\nlearner: *a\n",
+    "base: &b {lr: 0.1}\nlearner:\n  <<: *b\n  gamma: 0.9\n",      # a merge key
+])
+def test_anchors_and_aliases_are_refused(tmp_path, text):
+    with pytest.raises(ConfigError, match="anchors and aliases"):
+        load_text(tmp_path, text)
+
+
+def test_no_shipped_config_needs_anchors_or_aliases():
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        assert not [e for e in yaml.parse(path.read_text())
+                    if getattr(e, "anchor", None) or isinstance(e, yaml.AliasEvent)], path
+
+
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path):
+    out, path = train(tmp_path, "a: " + "[" * 100_000 + "\n")
+    assert one_error_line(out) == f"error: {path}, line 1: nested deeper than 64 levels"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seed: 2024-13-45\n", "not valid YAML (month must be in 1..12)"),   # a date PyYAML cannot make
+    ("seed: " + "1" * 5000 + "\n", "not valid YAML (Exceeds the limit (4300 digits)"),
+])
+def test_values_pyyaml_cannot_make_are_bad_input(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize("env_id", ["os:system", "json:Env-v0", "no_such_module:Env-v0"])
+def test_an_env_id_that_imports_a_module_is_refused(tmp_path, env_id):
+    out, path = train(tmp_path, GOOD + f"env:\n  id: '{env_id}'\n")
+    assert one_error_line(out).startswith(f"error: {path}, line 9: env.id: expected a registered "
+                                          f"Gymnasium id")
+    out, _ = train(tmp_path, GOOD, f"env.id={env_id}")
+    assert one_error_line(out).startswith("error: --set: env.id: expected a registered Gymnasium id")
+
+
+def test_a_sweep_over_env_ids_is_checked_for_modules_too(tmp_path):
+    experiment = {"name": "rl_t", "rollout": {"num_workers": 1}, "stop": {"iterations": 1}}
+    sweep = write_sweep(tmp_path, {"env.id": {"grid": ["CartPole-v1", "os:Env"]}},
+                        metric="rollout/episode_return_mean", mode="max", experiment=experiment)
+    with pytest.raises(ConfigError, match="search_space.env.id: grid value 'os:Env' .*registered"):
+        labs.load_sweep(sweep)
+
+
+def test_a_registered_env_whose_module_is_missing_is_bad_input():
+    import gymnasium
+
+    gymnasium.register("LabrunMissingModule-v0", entry_point="labrun_no_such_module:Env")
+    try:
+        cfg = schema.from_dict(ExperimentConfig, {"env": {"id": "LabrunMissingModule-v0"}})
+        with pytest.raises(ConfigError, match="env: cannot make 'LabrunMissingModule-v0'.*labrun_no_such_module"):
+            check_env(cfg, "exp.yaml")
+    finally:
+        gymnasium.registry.pop("LabrunMissingModule-v0", None)
+
+
+# ----------------------------------------------------------------------------------- 2. names
+
+BAD_NAMES = ["../../x", "a/b", "/abs", "a\\b", ".", "..", ".hidden", "~user", "C:x", "a\x00b",
+             "line\nbreak", "esc\x1b[31m", "x" * 201]
+
+
+@pytest.mark.parametrize("cls", [*(lab.experiment for lab in labs.LABS.values()), SweepConfig],
+                         ids=[*labs.LABS, "sweep"])
+@pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
+def test_every_experiment_and_sweep_name_stays_one_folder(cls, name):
+    with pytest.raises(ConfigError) as err:
+        schema.from_dict(cls, {"name": name, "experiment": "e.yaml", "metric": "m"}
+                         if cls is SweepConfig else {"name": name})
+    assert err.value.key == "name" and "expected a name" in err.value.message
+
+
+@pytest.mark.parametrize("name", ["cartpole", "my run", "pong_v2.1", "café", "a~b", "x" * 200])
+def test_ordinary_names_are_accepted(name):
+    for lab in labs.LABS.values():
+        assert schema.from_dict(lab.experiment, {"name": name}).name == name
+    assert schema.from_dict(SweepConfig, {"name": name}).name == name
+
+
+def test_a_path_as_a_name_from_the_command_line_exits_2(tmp_path):
+    out, _ = train(tmp_path, GOOD, "name=../../x")
+    assert one_error_line(out).startswith("error: --set: name: expected a name without '/'")
+    out, path = train(tmp_path, GOOD.replace("name: t", 'name: "a\\0b"'))
+    assert one_error_line(out).startswith(f"error: {path}, line 1: name: expected a name")
+    out, path = train(tmp_path, "lab: mnist\nname: .hidden\n")
+    assert one_error_line(out).startswith(f"error: {path}, line 2: name: expected a name, not a path")
+    assert not (tmp_path / "runs").exists()
+
+
+def fake_ray(monkeypatch):
+    """run_study without Ray: no session, no trials, ``rows`` as the results."""
+    class NoRay:
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(tuning, "RaySession", NoRay)
+    monkeypatch.setattr(tuning, "run_trials", lambda study, lab, resume=False: None)
+
+
+def same_second(monkeypatch, module: str) -> None:
+    """Every folder name ``module`` stamps with the time gets the same second."""
+    monkeypatch.setattr(f"{module}.time", SimpleNamespace(strftime=lambda *args: "20260101-000000"))
+
+
+def test_tune_runs_of_one_name_started_in_one_second_get_their_own_folders(tmp_path, monkeypatch):
+    fake_ray(monkeypatch)
+    monkeypatch.setattr(tuning, "summarise", lambda study, lab, results: [])
+    same_second(monkeypatch, "cluster.tuning.study")
+    lab = labs.LABS["intro"]
+    cfg = schema.from_dict(lab.experiment, {"name": "same"})
+    for _ in range(3):
+        assert tuning.run_study(Study.single(lab, cfg, str(tmp_path)), lab, None) == 0
+    (tmp_path / "files").mkdir()
+    sweep = labs.load_sweep(write_sweep(tmp_path / "files", {"intro.lr": {"grid": [0.1]}}))
+    for _ in range(2):
+        assert tuning.run_study(Study.from_sweep(sweep, str(tmp_path)), sweep.lab, None) == 0
+    folders = sorted(p.name for p in tmp_path.iterdir() if (p / STUDY_FILE).is_file())
+    assert folders == ["s__20260101-000000", "s__20260101-000000-2", "same__0__20260101-000000",
+                       "same__0__20260101-000000-2", "same__0__20260101-000000-3"]
+
+
+def test_a_storage_uri_study_claims_its_own_staging_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABRUN_HOME", str(tmp_path / "home"))
+    same_second(monkeypatch, "cluster.tuning.study")
+    lab = labs.LABS["intro"]
+    cfg = schema.from_dict(lab.experiment, {"name": "same"})
+    uri = f"file://{tmp_path / 'bucket'}"
+    a, b = (Study.single(lab, cfg, uri).claim_folder() for _ in range(2))
+    assert a.folder != b.folder and a.folder.is_dir() and b.folder.is_dir()
+    assert (a.location, b.location) == (f"{uri}/same__0__20260101-000000", f"{uri}/same__0__20260101-000000-2")
+
+
+def test_reinforce_and_tune_folders_share_one_exclusive_helper(tmp_path, monkeypatch):
+    same_second(monkeypatch, "cluster.reinforce.outputs")
+    names = [new_run_dir(tmp_path, "n", 0).name for _ in range(3)]
+    assert names == ["n__0__20260101-000000", "n__0__20260101-000000-2", "n__0__20260101-000000-3"]
+
+
+# -------------------------------------------------------------------------- 3. printed literally
+
+
+def recording_console() -> tuple[Console, io.StringIO]:
+    """A terminal-like console: rich markup in data would show as styles and hyperlinks here."""
+    buf = io.StringIO()
+    return Console(file=buf, force_terminal=True, color_system="standard", width=400), buf
+
+
+@pytest.fixture(params=["[/x]", "[link=http://x]y[/link]"], ids=["closing-tag", "hyperlink"])
+def markup(request) -> str:
+    """Data that rich would read as markup: a closing tag with no opening one (MarkupError), a
+    hyperlink (an OSC 8 escape on a terminal, the text alone elsewhere)."""
+    return request.param
+
+
+def assert_literal(text: str, markup: str) -> None:
+    assert markup in text, text
+    assert "\x1b]8;" not in text  # no hyperlink escape
+
+
+def test_a_runs_events_and_summary_print_data_literally(markup):
+    console, buf = recording_console()
+    progress = ConsoleProgress(console=console)
+    progress.event(f"worker lost: {markup}")
+    progress.summary(f"labrun: {markup}", [("run folder", markup), (markup, "x")])
+    progress.close()
+    out = buf.getvalue()
+    assert out.count(markup) == 4
+    assert_literal(out, markup)
+    assert "\x1b[33m!" in out          # labrun's own styling stays: the yellow "!" of an event
+
+
+def test_tune_results_print_trial_names_keys_and_paths_literally(tmp_path, monkeypatch, capsys, markup):
+    monkeypatch.setenv("COLUMNS", "400")   # no cell folded over two lines
+    fake_ray(monkeypatch)
+    runs = tmp_path / "a[" / "x]b"       # a folder whose path holds "[/x]"
+    rows = [{"trial": f"t1 {markup}", "intro.lr": markup, "fit/loss": 0.5, "epochs": 1,
+             "status": "error", "path": f"/p/{markup}"}]
+    monkeypatch.setattr(tuning, "summarise", lambda study, lab, results: rows)
+    lab = labs.LABS["intro"]
+    study = Study.single(lab, schema.from_dict(lab.experiment, {"name": "n"}), str(runs))
+    study = dataclasses.replace(study, space={"intro.lr": ("grid", [markup])})
+    assert tuning.run_study(study, lab, None) == 1
+    out = capsys.readouterr().out
+    assert "a[/x]b" in out and f"t1 {markup}" in out and f"see /p/{markup}/error.txt" in out
+    assert_literal(out, markup)
+
+
+def test_generated_tunes_titles_print_literally(tmp_path, monkeypatch, capsys, markup):
+    from supervised import music_generation as mg
+
+    monkeypatch.setenv("COLUMNS", "400")
+    report = mg.SongReport("song_01", markup, False, f"music21: {markup}", True, ("song_01.abc",), None)
+    monkeypatch.setattr(mg, "find_checkpoint", lambda run_dir: tmp_path / "ckpt")
+    monkeypatch.setattr(mg, "load_generator", lambda folder: (None, [], {"epoch": 1}))
+    monkeypatch.setattr(mg, "sample_songs", lambda *a, **k: [])
+    monkeypatch.setattr(mg, "write_songs", lambda target, tunes, renderer: [report])
+    assert tuning.generate(str(tmp_path), 1, None, None, 0, None) == 0
+    out = capsys.readouterr().out
+    assert out.count(markup) == 2
+    assert_literal(out, markup)
+
+
+def test_labrun_jobs_prints_entrypoints_literally(monkeypatch, capsys, markup):
+    from cluster.infra import commands as infra
+    from cluster.infra import jobs
+
+    monkeypatch.setenv("COLUMNS", "400")
+    job = SimpleNamespace(submission_id="raysubmit_1", job_id=None, start_time=None,
+                          status=SimpleNamespace(value="RUNNING"), entrypoint=f"labrun train {markup}")
+    monkeypatch.setattr(jobs, "connect", lambda address: SimpleNamespace(labrun_address=markup))
+    monkeypatch.setattr(jobs, "list_jobs", lambda client: [job])
+    assert infra.list_jobs(None) == 0
+    out = capsys.readouterr().out
+    assert f"jobs at {markup}" in out and f"labrun train {markup}" in out
+
+
+def test_sweep_progress_lines_print_literally(markup):
+    pytest.importorskip("ray")
+    from cluster.tuning.progress import Progress
+
+    progress = Progress(metric=markup, every_s=0)
+    progress._console, buf = recording_console()
+    trial = SimpleNamespace(trial_id="t1", config={"overrides": {"name": markup}}, path=markup,
+                            last_result={markup: 1.0, "training_iteration": 1})
+    progress.on_trial_start(0, [], trial)
+    progress.on_trial_result(0, [], trial, trial.last_result)
+    progress.on_trial_complete(0, [], trial)
+    progress.on_trial_error(0, [], trial)
+    out = buf.getvalue()
+    assert out.count(markup) == 4
+    assert_literal(out, markup)
+
+
+def test_labrun_keys_prints_the_docs_literally():
+    out = run_cli("keys", "sweep", timeout=60)
+    assert out.returncode == 0 and "{uniform: [low," in out.stdout
+
+
+@pytest.mark.slow
+def test_a_run_prints_its_folder_and_name_literally(ray_address, tmp_path):
+    """A user's run: a runs folder whose path holds markup, a name that would be a hyperlink."""
+    runs = tmp_path / "a[" / "x]b"
+    name = "[link=https:x]n[bold]"
+    out = run_cli("train", "configs/cartpole.yaml", "--address", ray_address, "--runs-dir", str(runs),
+                  "--set", f"name={name}", "--set", "rollout.num_workers=1",
+                  "--set", "stop.iterations=1", "--set", "stop.mean_return=null",
+                  env={**os.environ, "COLUMNS": "400"})   # no line folded
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"run folder: {runs}/{name}__0__" in out.stdout
+    assert f"labrun: {name}" in out.stdout
+    assert next(runs.iterdir()).name.startswith(f"{name}__0__")
