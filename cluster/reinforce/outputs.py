@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from cluster.errors import UsageError
-from supervised.files import atomic_write
-
 from cluster.folders import new_folder
+from supervised.files import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "run.log"
