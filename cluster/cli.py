@@ -80,9 +80,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     # The file is checked here first: a bad one is refused before anything is uploaded.
-    (labs.load_sweep if args.tune else labs.load)(args.config, args.set)
+    loaded = (labs.load_sweep if args.tune else labs.load)(args.config, args.set)
+    extra = [loaded.experiment_path] if args.tune else []   # a sweep's experiment goes up with it
     return infra.submit("tune" if args.tune else "train", args.config, args.set, args.address,
-                        args.storage, args.install, wait=not args.no_wait)
+                        args.storage, args.install, wait=not args.no_wait, extra=extra)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -15,16 +15,20 @@ from rich.table import Table
 from rich.text import Text
 
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from cluster.infra import jobs, local_cluster
+from cluster.infra import jobs, local_cluster, upload
 from cluster.infra.net import free_port
 
 
 def submit(command: str, config: str, sets: list[str], address: str | None, storage: str | None,
-           install: bool | None, wait: bool) -> int:
+           install: bool | None, wait: bool, extra: list[Path] | None = None) -> int:
     """Submits ``labrun COMMAND CONFIG`` as a job (its file checked by the caller first) and
-    follows its logs unless ``wait`` is false."""
-    client = jobs.connect(address)
-    job_id = jobs.submit(client, command, config, sets, storage, install)
+    follows its logs unless ``wait`` is false. The upload is the project's allow-listed files
+    (``upload.py``), with ``config`` and the ``extra`` files it needs (a sweep's experiment)."""
+    with upload.staged(jobs.REPO, [Path(config), *(extra or [])]) as staged:
+        print(f"uploading {staged.summary()} of {jobs.REPO} (code and configs only: "
+              f"docs/security.md)", flush=True)
+        client = jobs.connect(address)
+        job_id = jobs.submit(client, command, config, sets, storage, install, str(staged.folder))
     print(f"submitted {job_id} to {client.labrun_address}", flush=True)
     if not wait:
         print(f"follow it with `labrun logs {job_id} --follow`; stop it with `labrun stop {job_id}`")

@@ -1,7 +1,7 @@
 """``labrun submit``, ``jobs``, ``logs``, ``stop``: experiments as Ray jobs, through Ray's Jobs API.
 
-A submission uploads the project folder as the job's working directory (without ``.venv``,
-``runs``, ``.git`` and the like) and runs ``python -m cluster.cli train CONFIG --address auto``
+A submission uploads the project's code and configs, from an allow-list (``upload.py``), as the
+job's working directory and runs ``python -m cluster.cli train CONFIG --address auto``
 (``tune`` for a sweep) on the cluster's head, so the cluster runs exactly the code and config of
 this checkout. Where the job's Python gets its packages from:
 
@@ -35,8 +35,6 @@ from cluster.storage import is_uri
 
 REPO = Path(__file__).resolve().parents[2]   # the project folder
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
-EXCLUDES = [".venv", ".git", "runs", ".pytest_cache", "*.egg-info", "__pycache__", "build",
-            "benchmarks/results", "*.whl"]
 FORWARDED_ENV = ("LABRUN_DATA_DIR", "LABRUN_DEBUG")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
@@ -97,14 +95,15 @@ def project_dependencies() -> list[str]:
 
 
 def job_spec(command: str, config: str, sets: list[str], address: str, storage: str | None,
-             install: bool | None) -> tuple[str, dict]:
-    """(entrypoint, runtime_env) of a submission: see the module's docstring."""
+             install: bool | None, working_dir: str) -> tuple[str, dict]:
+    """(entrypoint, runtime_env) of a submission: see the module's docstring. ``working_dir``
+    is the staged upload (``upload.staged``), which holds ``config`` at its path in the project."""
     path = Path(config).resolve()
     try:
         relative = path.relative_to(REPO)
     except ValueError:
         raise ClusterError(f"{config}: a submitted experiment file must be inside the project "
-                           f"folder {REPO}, which is uploaded as the job's working directory") from None
+                           f"folder {REPO}, whose code and configs are uploaded to the cluster") from None
     local = is_loopback(address)
     python = sys.executable if local else "python"
     argv = [python, "-m", "cluster.cli", command, str(relative), "--address", "auto"]
@@ -116,17 +115,18 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
         argv += ["--set", s]
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     env |= {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    runtime_env: dict[str, Any] = {"working_dir": str(REPO), "excludes": EXCLUDES, "env_vars": env}
+    runtime_env: dict[str, Any] = {"working_dir": working_dir, "env_vars": env}
     if install if install is not None else not local:
         runtime_env["pip"] = project_dependencies()
     return shlex.join(argv), runtime_env
 
 
 def submit(client, command: str, config: str, sets: list[str], storage: str | None,
-           install: bool | None, agent_wait_s: float = 180) -> str:
+           install: bool | None, working_dir: str, agent_wait_s: float = 180) -> str:
     """Submits the job; its id. A cluster that has just started may not have its job agent yet
     (HTTP 500, 'No available agent'): that is retried for up to ``agent_wait_s`` seconds."""
-    entrypoint, runtime_env = job_spec(command, config, sets, client.labrun_address, storage, install)
+    entrypoint, runtime_env = job_spec(command, config, sets, client.labrun_address, storage, install,
+                                     working_dir)
     deadline = time.monotonic() + agent_wait_s
     while True:
         try:
