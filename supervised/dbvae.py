@@ -29,6 +29,7 @@ from supervised.config import DbvaeConfig
 from supervised.dbvae_model import (
     DbVae,
     build_classifier,
+    check_image_shape,
     dbvae_loss,
     face_logits,
     kl_divergence,
@@ -37,7 +38,7 @@ from supervised.dbvae_model import (
 )
 from supervised.face_eval import GROUPS as FACE_GROUPS
 from supervised.face_eval import bias_summary, detect_faces, group_accuracy, load_ppb, load_test_faces
-from supervised.faces import FaceData, load_face_data, sample_batch
+from supervised.faces import FACES_NAME, FaceData, load_face_data, sample_batch
 from supervised.lab import Lab
 from supervised.models import load_training_state, save_training_state, visible_gpus
 from supervised.render import (
@@ -116,6 +117,7 @@ def load_data(cfg: DbvaeConfig, seed: int) -> tuple[FaceData, dict[str, np.ndarr
                                     minority_share=cfg.minority_share, seed=seed)
         return bench.train, dict(bench.test), bench.test_negatives
     data = load_face_data(cfg.data_path)
+    check_image_shape(data.image_shape, str(getattr(data, "path", FACES_NAME)))  # before the rest
     return data, load_test_faces(cfg.eval_faces_dir, size=data.image_shape[0]), None
 
 

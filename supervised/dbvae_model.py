@@ -17,6 +17,17 @@ import tensorflow as tf
 # ---------------------------------------------------------------------------------------- models
 
 
+def check_image_shape(shape: tuple[int, ...], source: str = "images") -> None:
+    """ValueError naming ``source`` unless ``shape`` is (S, S, 3) with S a positive multiple of
+    16: the CNNs halve H and W four times and the decoder doubles them back four times (an S
+    that is not a multiple of 16 would not come back to S), and the test faces and PPB windows
+    are resized to S x S."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or shape[2] != 3 or shape[0] != shape[1] or shape[0] <= 0 or shape[0] % 16:
+        raise ValueError(f"{source}: the DB-VAE lab needs square RGB images whose side is a "
+                         f"multiple of 16 (e.g. 64 x 64 x 3), got {' x '.join(map(str, shape))}")
+
+
 def _initializers(seed: int):
     """Glorot initialisers seeded seed, seed + 1, ...: the weights are a function of the seed."""
     return iter(keras.initializers.GlorotUniform(seed=seed + i) for i in range(100))
@@ -80,6 +91,7 @@ class DbVae(keras.Model):
 
     def __init__(self, latent_dim: int = 100, n_filters: int = 12,
                  image_shape: tuple[int, int, int] = (64, 64, 3), seed: int = 0):
+        check_image_shape(image_shape)
         super().__init__(name="dbvae")
         self.latent_dim = latent_dim
         self.encoder = build_classifier(2 * latent_dim + 1, n_filters, image_shape, seed, name="encoder")

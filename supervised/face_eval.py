@@ -137,7 +137,8 @@ def load_ppb(folder: str | Path, size: int = 64) -> tuple[list[np.ndarray], np.n
     the folder above it. The CSV's columns are id, filename, gender, Fitzpatrick number,
     lighter/darker, country; headers are matched case-insensitively (a file without a header is
     read in that order). Gender and lighter/darker give each photo's group (female + lighter =
-    'LF', ...). Photos are uint8 RGB [H, W, 3] at native size for ``sliding_windows``; only a photo
+    'LF', ...); a file name that leads out of ``imgs`` (absolute, ``..``, a link) is refused.
+    Photos are uint8 RGB [H, W, 3] at native size for ``sliding_windows``; only a photo
     whose shorter side is below ``size`` is enlarged to ``size`` (PPB's never are). ValueError or
     FileNotFoundError naming what is missing or wrong.
     """
@@ -150,7 +151,10 @@ def load_ppb(folder: str | Path, size: int = 64) -> tuple[list[np.ndarray], np.n
             raise FileNotFoundError(f"PPB: no {needed} (expected {PPB_DIR}/{PPB_CSV} and "
                                     f"{PPB_DIR}/imgs/*.jpg under {folder})")
     photos, groups, missing = [], [], []
+    inside = imgs.resolve()
     for name, gender, skin in _ppb_rows(csv_path):
+        if not name or Path(name).is_absolute() or not (inside / name).resolve().is_relative_to(inside):
+            raise ValueError(f"{csv_path}: file name {name!r} does not stay inside {imgs}")
         g, s = _GENDER.get(gender.lower()), _SKIN.get(skin.lower())
         if g is None or s is None:
             raise ValueError(f"{csv_path}: {name}: gender {gender!r} / lighter-darker {skin!r} "
@@ -171,13 +175,17 @@ def load_ppb(folder: str | Path, size: int = 64) -> tuple[list[np.ndarray], np.n
     return photos, np.array(groups, dtype="<U2")
 
 
+MAX_WINDOWS = 1024  # per photo; a PPB portrait gives about 40 with the default scales
+
+
 def sliding_windows(image: np.ndarray, size: int = 64, scales: Sequence[float] = (1.0, 0.75, 0.5),
-                    stride_frac: float = 0.25) -> np.ndarray:
+                    stride_frac: float = 0.25, max_windows: int = MAX_WINDOWS) -> np.ndarray:
     """Square windows over ``image`` (uint8 [H, W, 3]), each resized to size x size: uint8
     [K, size, size, 3]. A window's side is scale x min(H, W) for each scale; windows start at
     0, stride, 2 stride, ... (stride = stride_frac x side, at least 1) while they fit, row by row,
     scale after scale, so K = sum over scales of
-    (1 + (H - side) // stride) x (1 + (W - side) // stride)."""
+    (1 + (H - side) // stride) x (1 + (W - side) // stride). ValueError, before any window is
+    cut, if K is over ``max_windows`` (a very long photo, a tiny stride)."""
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"image: expected [H, W, 3], got {list(image.shape)}")
     if not scales or any(not 0 < s <= 1 for s in scales) or not 0 < stride_frac <= 1:
@@ -185,10 +193,15 @@ def sliding_windows(image: np.ndarray, size: int = 64, scales: Sequence[float] =
                          f"{stride_frac}")
     height, width = image.shape[:2]
     image = np.asarray(image, np.uint8)
+    grid = [(side, max(1, round(stride_frac * side)))
+            for side in (max(1, round(scale * min(height, width))) for scale in scales)]
+    count = sum((1 + (height - side) // stride) * (1 + (width - side) // stride)
+                for side, stride in grid)
+    if count > max_windows:
+        raise ValueError(f"a {height} x {width} photo gives {count:,} sliding windows with scales "
+                         f"{tuple(scales)} and stride {stride_frac}, over the {max_windows:,} allowed")
     windows = []
-    for scale in scales:
-        side = max(1, round(scale * min(height, width)))
-        stride = max(1, round(stride_frac * side))
+    for side, stride in grid:
         for top in range(0, height - side + 1, stride):
             for left in range(0, width - side + 1, stride):
                 windows.append(_resize(image[top:top + side, left:left + side], size, size))

@@ -22,6 +22,8 @@ from supervised.files import FolderNotWritable, download, sha256_file
 FACES_NAME = "train_face.h5"
 FACES_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"  # the course's
 FACES_SHA256: str | None = None  # not published: a download is checked by its HDF5 layout
+MAX_IMAGES = 5_000_000  # the course's file has about 110,000; the labels are read whole
+MAX_SIDE = 1024         # pixels; the course's images are 64 x 64
 
 
 class FaceData:
@@ -76,9 +78,11 @@ class ArrayFaceData(FaceData):
 
 class H5FaceData(FaceData):
     """The course's ``train_face.h5``: ``images`` (N, 64, 64, 3) uint8 in BGR order, ``labels``
-    (N, 1) float32, 1.0 for a face (any H, W are accepted). The labels are read once; images are
-    read per call, so the file is never loaded whole. Picklable (the file reopens on first use).
-    ValueError naming the file and the problem if the layout is not that."""
+    (N, 1) float32, 1.0 for a face (any H, W up to ``MAX_SIDE``). The labels are read once; images
+    are read per call, so the file is never loaded whole. Picklable (the file reopens on first
+    use). ValueError naming the file and the problem if the layout is not that, or if the file
+    declares more than ``MAX_IMAGES`` images (checked from the shapes before anything is read:
+    a small file may declare billions of rows that read as zeros)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -134,6 +138,11 @@ def _check_h5_layout(f: h5py.File) -> tuple[tuple[int, int, int], np.ndarray]:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"'images' must be uint8 (N, 64, 64, 3) in BGR order, got {images.dtype} "
                          f"{images.shape}")
+    n, height, width = images.shape[:3]
+    if n > MAX_IMAGES or not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
+        raise ValueError(f"'images' declares shape {images.shape}: at most {MAX_IMAGES:,} images "
+                         f"of sides 1 to {MAX_SIDE} are read (the course's file: 110,000 of 64 x "
+                         f"64); nothing was read")
     if not np.issubdtype(labels.dtype, np.floating) or labels.shape not in (
             (len(images), 1), (len(images),)):
         raise ValueError(f"'labels' must be float32 ({len(images)}, 1) for {len(images)} images, "
