@@ -9,8 +9,8 @@ project (nothing else of the checkout reaches the cluster):
 - the experiment file given to ``submit`` (and, for a sweep, the experiment file it names), when
   it lies elsewhere in the project, e.g. ``my_exps/x.yaml``: it is what the job runs.
 
-Hidden files and folders, ``__pycache__`` and folders reached through symbolic links are never
-looked at. A file the allow-list would take whose name looks like a secret (``.env``, ``*.pem``,
+Inside the allowed folders, hidden files and folders, ``__pycache__`` and folders reached through
+symbolic links are never looked at. A file the allow-list would take whose name looks like a secret (``.env``, ``*.pem``,
 ``*.key``, ``id_rsa*``, ``*token*``, ``*credential*``, ...) is refused, naming it, and so is a
 symbolic link that leads outside the project: the upload goes to every node of the cluster, and
 a secret that was put among the configs by mistake should be moved, not silently left behind
