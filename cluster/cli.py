@@ -314,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:   # Ctrl-C, or SIGTERM (cluster.signals.Terminated)
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return getattr(err, "exit_code", EXIT_INTERRUPTED)
     except Exception as err:
         if not isinstance(err, ClusterError) and os.environ.get("LABRUN_DEBUG"):
             traceback.print_exc()

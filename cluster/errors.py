@@ -8,6 +8,7 @@ exit code.
 from __future__ import annotations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 143   # 128 + SIGTERM: stopped by request, like Ctrl-C (cluster/signals.py)
 
 
 class UsageError(Exception):

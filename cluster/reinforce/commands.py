@@ -12,12 +12,13 @@ from typing import Any
 
 from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment, load_experiment
 from cluster.config.schema import ConfigError
-from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import CONFIG_FILE, LOCK_FILE, locked, new_run_dir
 from cluster.reinforce.trainer import RunResult, Trainer, prefetch_tensorflow
+from cluster.signals import StopSignals, Terminated
 from cluster.storage import Mirror, StorageError, is_uri, join, open_uri, split, staging_dir
 
 
@@ -118,13 +119,14 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
             except StorageError as err:  # the run goes on; the next checkpoint's push retries
                 progress.line(f"could not copy the run to storage: {err}")
     try:
-        with RaySession(address=address):
+        with StopSignals() as stop, RaySession(address=address):
+            stop.claim()   # SIGTERM: like Ctrl-C, from here on (ray.init took it over)
             result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume,
                              progress=progress,
                              on_iteration=push_after_checkpoint if mirror else None).run()
-    except KeyboardInterrupt:  # Ctrl-C while Ray was starting or stopping
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM while Ray was starting or stopping
         progress.line("interrupted")
-        return EXIT_INTERRUPTED
+        return getattr(err, "exit_code", EXIT_INTERRUPTED)
     except Exception:
         with open(run_dir / "run.log", "a") as log:
             log.write(traceback.format_exc())
@@ -143,6 +145,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
         print(f"error: {result.stop_reason}", file=sys.stderr)
     if not stored or result.failed:
         return EXIT_FAILED
+    if result.stop_reason == Terminated.reason:
+        return EXIT_TERMINATED
     return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
 
 

@@ -84,7 +84,7 @@ def stop_reason(cfg: ExperimentConfig, state: RunState, return_mean: float | Non
 
 class Trainer:
     """Runs one experiment on the current Ray session. ``run()`` returns when a stop criterion is
-    met or on Ctrl-C; either way it writes a final checkpoint and stops its actors. A loss or
+    met or on Ctrl-C (or SIGTERM, as ``cluster.signals.Terminated``); either way it writes a final checkpoint and stops its actors. A loss or
     weights holding NaN or inf end the run at once, ``failed``, with no final checkpoint: the
     newest one stays the last finite one."""
 
@@ -126,8 +126,8 @@ class Trainer:
                 started = True   # a set-up that fails (too few CPUs, a bad checkpoint) just raises
                 try:
                     reason = self._loop(workers, learner)
-                except KeyboardInterrupt:
-                    reason = "interrupted (Ctrl-C)"
+                except KeyboardInterrupt as err:   # Ctrl-C, or SIGTERM: cluster.signals
+                    reason = getattr(err, "reason", "interrupted (Ctrl-C)")
                 except checkpoint.NonFinite as err:
                     failed = True
                     reason = (f"non-finite {err.what} at iteration {self.state.iteration}; " + (

@@ -14,8 +14,9 @@ from rich.text import Text
 
 from cluster import storage
 from cluster.config.sweep import Sweep
-from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
 from cluster.infra.session import RaySession
+from cluster.signals import StopSignals
 from cluster.tuning.results import summarise
 from cluster.tuning.runner import run_trials
 from cluster.tuning.study import BEST_FILE, PLOT_FILE, RESULTS_FILE, STUDY_FILE, Study
@@ -70,7 +71,8 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
     console.print(Text(f"{'resuming' if resume else 'running'} {study.lab} trial(s): {study.location}"))
     if not resume:
         study.save()
-    with RaySession(address=address):
+    with StopSignals() as stop, RaySession(address=address):
+        stop.claim()   # SIGTERM: like Ctrl-C (Tune stops the trials, saves its state)
         results = run_trials(study, lab, resume=resume)
     rows = summarise(study, lab, results)
     console.print(_results_table(study, rows))
@@ -79,7 +81,7 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
     if unfinished:
         console.print(Text(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
                            f"labrun resume {study.location}"), soft_wrap=True)  # a path to copy, unbroken
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if stop.received else EXIT_INTERRUPTED
     failed = [r for r in rows if r["status"] == "error"]
     if failed:
         console.print(Text(f"error: {len(failed)} trial(s) failed after their restarts; see "

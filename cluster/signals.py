@@ -1,0 +1,53 @@
+"""SIGTERM handled like Ctrl-C, for the commands that train (``labrun train``, ``tune``,
+``resume``): what a scheduler, ``kill`` or a container's stop sends before SIGKILL.
+
+``with StopSignals() as stop:`` -- while inside, SIGTERM raises ``Terminated`` (a
+KeyboardInterrupt, so whatever handles Ctrl-C handles it: the REINFORCE Trainer's final
+checkpoint) where the main thread is; when SIGINT has a handler of its own (Tune's ``Tuner.fit``
+installs one that stops the sweep and saves its state), SIGTERM is passed on to it as SIGINT
+instead. ``stop.received`` says whether one came. ``ray.init`` installs its own SIGTERM handler
+(``sys.exit``), so call ``stop.claim()`` after Ray has started. The handler only raises or
+re-signals; the work happens where the exception lands. The previous handler is restored on exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from cluster.errors import EXIT_TERMINATED
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would raise KeyboardInterrupt."""
+
+    reason = "stopped by request (SIGTERM)"
+    exit_code = EXIT_TERMINATED
+
+
+class StopSignals:
+    def __init__(self) -> None:
+        self.received = False
+        self._previous = None
+        self._main = threading.current_thread() is threading.main_thread()  # signals go there
+
+    def __enter__(self) -> "StopSignals":
+        if self._main:
+            self._previous = signal.getsignal(signal.SIGTERM)
+            self.claim()
+        return self
+
+    def claim(self) -> None:
+        """(Re)installs the handler: after ``ray.init``, which replaces it."""
+        if self._main:
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def __exit__(self, *exc) -> None:
+        if self._main and self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = True
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            raise Terminated()
+        signal.raise_signal(signal.SIGINT)   # Tune's handler: the sweep stops as on Ctrl-C
