@@ -18,8 +18,6 @@ from cluster.reinforce.workers import NAMESPACE
 from cluster.tuning.results import read_results
 from helpers import run_cli, start_cli, wait_for, write_sweep
 
-pytestmark = pytest.mark.slow
-
 
 def trial_rows(trial_dir: Path) -> list[dict]:
     path = trial_dir / "result.json"
@@ -84,3 +82,47 @@ def test_sigterm_leaves_a_sweep_resumable(ray_address, tmp_path):
     out = run_cli("resume", str(folder), "--address", ray_address, timeout=400)
     assert out.returncode == 0, out.stdout + out.stderr
     assert [row["status"] for row in read_results(folder)] == ["ok"]
+
+
+@pytest.mark.slow    # an embedded Ray (conftest marks the tests on the session's Ray)
+def test_a_trial_without_its_data_fails_at_once_and_says_why(tmp_path):
+    """MNIST nowhere (an empty data folder, an empty cache, no network): the trial fails without
+    using its restarts, and the console prints the loader's reason. On an embedded Ray: the
+    trial's process must inherit this test's HOME (the cache) and proxy (no download)."""
+    from ray.tune import ExperimentAnalysis
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    closed = "http://127.0.0.1:9"    # the discard port: nothing listens, the download is refused
+    env = {**os.environ, "LABRUN_DATA_DIR": str(empty), "HOME": str(tmp_path / "home"),
+           "https_proxy": closed, "HTTPS_PROXY": closed, "http_proxy": closed, "HTTP_PROXY": closed,
+           "no_proxy": "", "NO_PROXY": ""}
+    out = run_cli("train", "configs/mnist.yaml", "--runs-dir", str(tmp_path / "runs"),
+                  "--set", "mnist.epochs=1", "--set", "mnist.train_limit=500",
+                  "--set", "trial.max_failures=2", env=env, timeout=400)
+    assert out.returncode == 1, out.stdout + out.stderr
+    folder = next((tmp_path / "runs").iterdir())
+    [trial] = ExperimentAnalysis(str(folder)).trials
+    assert trial.run_metadata.num_failures == 0             # not restarted: 2 were allowed
+    assert not (Path(trial.path) / "error.txt").exists()
+    assert f"trial {Path(trial.path).name} failed: DataUnavailable: MNIST is not available" in out.stdout, out.stderr
+    assert [row["status"] for row in read_results(folder)] == ["error"]
+
+
+def test_a_failed_trials_reason_is_the_last_line_of_its_error():
+    from cluster.tuning.results import error_reason
+
+    traceback = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+                 "RuntimeError: injected failure after epoch 1 [not markup]\n\n")
+    assert error_reason(RuntimeError(traceback)) == "RuntimeError: injected failure after epoch 1 [not markup]"
+    assert error_reason(None) is None
+
+
+def test_stop_signals_restores_the_handler_it_replaced():
+    from cluster.signals import StopSignals, Terminated
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated) as caught, StopSignals() as stop:
+        signal.raise_signal(signal.SIGTERM)
+    assert stop.received and caught.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -83,9 +83,13 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
                            f"labrun resume {study.location}"), soft_wrap=True)  # a path to copy, unbroken
         return EXIT_TERMINATED if stop.received else EXIT_INTERRUPTED
     failed = [r for r in rows if r["status"] == "error"]
+    for row in failed:   # the reason is data (paths, values): Text, never markup
+        console.print(Text(f"trial {row['trial']} failed: {row['_reason'] or 'no reason recorded'}"),
+                      soft_wrap=True)
     if failed:
-        console.print(Text(f"error: {len(failed)} trial(s) failed after their restarts; see "
-                           f"{failed[0]['path']}/error.txt"), soft_wrap=True)
+        console.print(Text(f"error: {len(failed)} trial(s) failed (why: above; a trial that used "
+                           f"its restarts has its traceback in error.txt, e.g. "
+                           f"{failed[0]['path']}/error.txt)"), soft_wrap=True)
         return EXIT_FAILED
     return EXIT_OK
 

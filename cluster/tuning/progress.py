@@ -56,6 +56,10 @@ class Progress(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
+        if "training_iteration" not in result:   # ended before its first epoch: failed at once
+            self._print(trial, "failed at once, not restarted (no retry would help); the reason "
+                               "follows the results")
+            return
         self._print(trial, f"finished after {result.get('training_iteration')} iteration(s), "
                            f"{self.metric} {_fmt(result.get(self.metric))}")
 

@@ -13,27 +13,44 @@ from cluster import storage
 from cluster.config import schema
 from cluster.config.sweep import nested
 from cluster.tuning.study import BEST_FILE, PLOT_FILE, RESULTS_FILE, Study
-from cluster.tuning.trainable import FINISHED_FILE
+from cluster.tuning.trainable import FAILED_FILE, FINISHED_FILE
 
 
-def trial_statuses(location: str) -> dict[str, str]:
-    """Trial path -> 'ok' (ran to its own end), 'stopped early' (by the scheduler), 'error'
-    (failed after its restarts) or 'unfinished' (the sweep was interrupted), from the experiment
-    state Tune saved last (after Ctrl-C, Tune's in-memory trials all read TERMINATED) and the
-    trials' own ``finished`` files. ``location``: a study's folder or storage URI."""
+def trial_statuses(location: str) -> dict[str, tuple[str, str | None]]:
+    """Trial path -> (status, reason). Status: 'ok' (ran to its own end), 'stopped early' (by
+    the scheduler), 'error' (failed after its restarts, or at once where no retry would help: its
+    ``failed_permanently`` file holds the reason) or 'unfinished' (the sweep was interrupted),
+    from the experiment state Tune saved last (after Ctrl-C, Tune's in-memory trials all read
+    TERMINATED) and the trials' own files. ``location``: a study's folder or storage URI."""
     import pyarrow.fs
     from ray.tune import ExperimentAnalysis
 
     fs = storage.open_uri(location)[0] if storage.is_uri(location) else pyarrow.fs.LocalFileSystem()
-    out = {}
+    out: dict[str, tuple[str, str | None]] = {}
     for trial in ExperimentAnalysis(location).trials:   # trial.path: a path on fs
-        if fs.get_file_info(f"{trial.path}/{FINISHED_FILE}").type == pyarrow.fs.FileType.File:
-            out[trial.path] = "ok"
+        if _is_file(fs, f"{trial.path}/{FAILED_FILE}"):
+            with fs.open_input_stream(f"{trial.path}/{FAILED_FILE}") as f:
+                out[trial.path] = ("error", f.read().decode("utf-8", "replace").strip())
+        elif _is_file(fs, f"{trial.path}/{FINISHED_FILE}"):
+            out[trial.path] = ("ok", None)
         elif trial.status == "TERMINATED":
-            out[trial.path] = "stopped early"
+            out[trial.path] = ("stopped early", None)
         else:
-            out[trial.path] = "error" if trial.status == "ERROR" else "unfinished"
+            out[trial.path] = ("error" if trial.status == "ERROR" else "unfinished", None)
     return out
+
+
+def _is_file(fs, path: str) -> bool:
+    import pyarrow.fs
+
+    return fs.get_file_info(path).type == pyarrow.fs.FileType.File
+
+
+def error_reason(error: BaseException | None) -> str | None:
+    """The last line of a failed trial's error (Tune's error carries the trial's traceback;
+    the exception's own message ends it), as error.txt holds it."""
+    lines = [line for line in str(error or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
 def summarise(study: Study, lab: Any, results) -> list[dict[str, Any]]:
@@ -45,13 +62,15 @@ def summarise(study: Study, lab: Any, results) -> list[dict[str, Any]]:
     for result in results:
         overrides = (result.config or {}).get("overrides", {})
         metrics = result.metrics or {}
+        status, reason = statuses.get(result.path, ("error" if result.error else "ok", None))
         rows.append({"trial": Path(result.path).name, **{k: overrides.get(k) for k in study.space},
                      study.metric: metrics.get(study.metric),
                      "epochs": metrics.get("training_iteration"),
-                     "status": statuses.get(result.path, "error" if result.error else "ok"),
+                     "status": status,
                      "path": storage.join(study.location, Path(result.path).name) if study.storage
                      else result.path,
-                     "_overrides": overrides, "_history": result.metrics_dataframe})
+                     "_overrides": overrides, "_history": result.metrics_dataframe,
+                     "_reason": reason or (error_reason(result.error) if status == "error" else None)})
     done = [r for r in rows if r[study.metric] is not None]
     done.sort(key=lambda r: r[study.metric], reverse=study.mode == "max")
     rows = done + [r for r in rows if r[study.metric] is None]

@@ -3,6 +3,7 @@ failure and checkpoint settings, and the lab's own trainable with its resources.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -38,6 +39,10 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
 
     from cluster.tuning.progress import Progress  # imports Ray: after RaySession set it up
 
+    # A trial that fails at once (no data: ``trainable.fail_permanently``) ends cleanly with no
+    # metrics, which Tune's strict check refuses; labrun checks a sweep's metric against the
+    # lab's metrics when it loads the sweep. Read by Tune in this (the driver's) process.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     cluster = RaySession.resources()
     trial = lab.tune_trial(study.experiment, cluster)
     if resume:

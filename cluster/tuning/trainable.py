@@ -4,7 +4,9 @@ The lab (``supervised/``, the contract in ``supervised/lab.py``) does not know a
 trial builds it, restores Tune's checkpoint if it has one (a restarted trial continues where it
 was), and per epoch reports the lab's flat metrics with a checkpoint; TensorBoard gets the metrics
 (Tune's logger) and the lab's images, texts and audio (``TrialSummaries``); the lab's own files go
-to the trial folder (``write_report``). A trial that ran to its own end leaves ``finished``.
+to the trial folder (``write_report``). A trial that ran to its own end leaves ``finished``; one
+that cannot run however often it is retried (no data, a value the lab refuses) ends at once and
+leaves ``failed_permanently`` with its reason.
 """
 
 from __future__ import annotations
@@ -17,15 +19,27 @@ from typing import Any
 from cluster.config import schema
 from cluster.config.sweep import nested
 from cluster.devices import enable_memory_growth
+from supervised.data import DataUnavailable
 from supervised.lab import Lab
 
 FINISHED_FILE = "finished"   # in a trial folder: the trial ran to its own end
+FAILED_FILE = "failed_permanently"   # in a trial folder: why it failed where no retry would help
+# What no retry changes: data missing or malformed (MNIST, faces, the test faces), and a value
+# the lab's constructor refuses. A trial that meets one ends at once, its restarts unused.
+PERMANENT_ON_START = (DataUnavailable, ValueError, FileNotFoundError)
+PERMANENT = (DataUnavailable,)
 
 
 def mark_finished(trial_dir: Path) -> None:
     """Tune's last result of a trial does not reliably say whether the trial returned or was
     stopped; this file does (see ``cluster.tuning.results.trial_statuses``)."""
     (trial_dir / FINISHED_FILE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
+
+
+def fail_permanently(trial_dir: Path, err: Exception) -> None:
+    """The trial ends without an exception, so Tune does not restart it; this file says it
+    failed, and why (``cluster.tuning.results.trial_statuses`` reads it)."""
+    (trial_dir / FAILED_FILE).write_text(f"{type(err).__name__}: {err}\n")
 
 
 def lab_trainable(config: dict[str, Any], lab: Any) -> None:
@@ -37,15 +51,22 @@ def lab_trainable(config: dict[str, Any], lab: Any) -> None:
     enable_memory_growth()  # before TensorFlow touches a GPU that trials may share
     data = schema.merge(config["experiment"], nested(config["overrides"]))
     cfg = schema.from_dict(lab.experiment, data, source="trial")
-    runner: Lab = lab.runner_class()(getattr(cfg, lab.name), seed=cfg.seed)
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    try:
+        runner: Lab = lab.runner_class()(getattr(cfg, lab.name), seed=cfg.seed)
+    except PERMANENT_ON_START as err:
+        return fail_permanently(trial_dir, err)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             runner.restore(folder)
-    trial_dir = Path(tune.get_context().get_trial_dir())
     summaries = TrialSummaries(trial_dir / "images")
     while runner.epoch < runner.total_epochs:
-        metrics = runner.train_epoch()
+        try:
+            metrics = runner.train_epoch()
+        except PERMANENT as err:   # data read as it is needed (the test faces)
+            summaries.close()
+            return fail_permanently(trial_dir, err)
         summaries.write(runner, runner.epoch)
         runner.write_report(trial_dir)   # a lab's own files in the trial folder (DB-VAE's)
         with tempfile.TemporaryDirectory() as folder:
