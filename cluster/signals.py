@@ -7,7 +7,9 @@ checkpoint) where the main thread is; when SIGINT has a handler of its own (Tune
 installs one that stops the sweep and saves its state), SIGTERM is passed on to it as SIGINT
 instead. ``stop.received`` says whether one came. ``ray.init`` installs its own SIGTERM handler
 (``sys.exit``), so call ``stop.claim()`` after Ray has started. The handler only raises or
-re-signals; the work happens where the exception lands. The previous handler is restored on exit.
+re-signals; the work happens where the exception lands. On exit the SIGTERM and SIGINT handlers
+are put back as they were on entry (Tune leaves its SIGINT handler installed when ``fit`` returns,
+and it would swallow a later Ctrl-C).
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ class Terminated(KeyboardInterrupt):
 
 
 class StopSignals:
+    """``with StopSignals() as stop:`` (see the module's docstring); a no-op off the main thread."""
+
     def __init__(self) -> None:
         self.received = False
-        self._previous = None
+        self._previous = self._previous_int = None
         self._main = threading.current_thread() is threading.main_thread()  # signals go there
 
     def __enter__(self) -> "StopSignals":
         if self._main:
             self._previous = signal.getsignal(signal.SIGTERM)
+            self._previous_int = signal.getsignal(signal.SIGINT)
             self.claim()
         return self
 
@@ -45,6 +50,8 @@ class StopSignals:
     def __exit__(self, *exc) -> None:
         if self._main and self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+        if self._main and self._previous_int is not None:
+            signal.signal(signal.SIGINT, self._previous_int)
 
     def _handle(self, signum, frame) -> None:
         self.received = True

@@ -121,8 +121,15 @@ def test_a_failed_trials_reason_is_the_last_line_of_its_error():
 def test_stop_signals_restores_the_handler_it_replaced():
     from cluster.signals import StopSignals, Terminated
 
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(Terminated) as caught, StopSignals() as stop:
         signal.raise_signal(signal.SIGTERM)
     assert stop.received and caught.value.exit_code == 143
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+    passed_on = []   # a SIGINT handler of its own (Tune's): SIGTERM goes to it, nothing raised
+    with StopSignals() as stop:
+        signal.signal(signal.SIGINT, lambda *_: passed_on.append(True))
+        signal.raise_signal(signal.SIGTERM)
+    assert passed_on == [True] and stop.received
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
