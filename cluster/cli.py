@@ -2,7 +2,7 @@
 (``cluster/reinforce/commands.py``, ``cluster/tuning/commands.py``, ``cluster/infra/commands.py``),
 and the lab an experiment file names is looked up in the registry (``cluster/labs.py``).
 
-Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C, after a final checkpoint).
+Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (both after a final checkpoint).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "rollout workers, and the supervised labs (intro, mnist, music, dbvae) as Ray "
                     "Tune trials; logged to TensorBoard, checkpointed and resumable; on this "
                     "machine or submitted to a Ray cluster.",
-        epilog="Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted. "
+        epilog="Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted, 143 stopped by SIGTERM. "
                "`labrun keys` lists every key an experiment file may set.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
