@@ -2,7 +2,8 @@
 (``cluster/reinforce/commands.py``, ``cluster/tuning/commands.py``, ``cluster/infra/commands.py``),
 and the lab an experiment file names is looked up in the registry (``cluster/labs.py``).
 
-Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (both after a final checkpoint).
+Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM
+(both after a final checkpoint).
 """
 
 from __future__ import annotations
