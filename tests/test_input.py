@@ -356,7 +356,7 @@ def test_tune_results_print_trial_names_keys_and_paths_literally(tmp_path, monke
     study = dataclasses.replace(study, space={"intro.lr": ("grid", [markup])})
     assert tuning.run_study(study, lab, None) == 1
     out = capsys.readouterr().out
-    assert "a[/x]b" in out and f"t1 {markup}" in out and f"see /p/{markup}/error.txt" in out
+    assert "a[/x]b" in out and f"t1 {markup}" in out and f"/p/{markup}/error.txt" in out
     assert_literal(out, markup)
 
 

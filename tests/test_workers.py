@@ -3,12 +3,25 @@
 import numpy as np
 import pytest
 
+from helpers import wait_for
 from rl.config import EnvConfig, LearnerConfig, PolicyConfig, RolloutConfig
 
 pytestmark = pytest.mark.slow
 
 WEIGHTS = [np.full((4, 32), 0.1, np.float32), np.zeros(32, np.float32),
            np.full((32, 2), 0.1, np.float32), np.zeros(2, np.float32)]
+
+
+def is_dead(ray, actor) -> bool:
+    from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+
+    try:
+        ray.get(actor.__ray_ready__.remote(), timeout=5)
+    except (RayActorError, ActorUnavailableError):
+        return True
+    except GetTimeoutError:
+        pass
+    return False
 
 
 def group(run_id, max_restarts, events):
@@ -26,7 +39,8 @@ def test_a_dead_worker_is_replaced_with_fresh_seeds(ray_client):
         weights = ray_client.put(WEIGHTS)
         first = g.sample(weights)
         ray_client.kill(g.actors[0], no_restart=True)
-        again = g.sample(weights)
+        wait_for(lambda: is_dead(ray_client, g.actors[0]), 60, what="the killed actor to die")
+        again = g.sample(weights)  # (ray.kill is asynchronous: a call made at once may still run)
         assert len(again) == 2 and g.restarts == 1 and g.generations == [1, 0]
         assert events and "rollout worker 0 was lost" in events[0]
         # the replacement plays new episodes (generation 1 seeds); worker 1 carries on its own

@@ -84,7 +84,7 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
         return EXIT_TERMINATED if stop.received else EXIT_INTERRUPTED
     failed = [r for r in rows if r["status"] == "error"]
     for row in failed:   # the reason is data (paths, values): Text, never markup
-        console.print(Text(f"trial {row['trial']} failed: {row['_reason'] or 'no reason recorded'}"),
+        console.print(Text(f"trial {row['trial']} failed: {row.get('_reason') or 'no reason recorded'}"),
                       soft_wrap=True)
     if failed:
         console.print(Text(f"error: {len(failed)} trial(s) failed (why: above; a trial that used "
