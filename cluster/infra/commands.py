@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ClusterError, UsageError
 from cluster.infra import jobs, local_cluster, upload
 from cluster.infra.net import free_port
+from cluster.infra.session import prepare_environment
 
 
 def submit(command: str, config: str, sets: list[str], address: str | None, storage: str | None,
@@ -79,9 +80,17 @@ def stop(job: str, address: str | None) -> int:
 
 def cluster_up(workers: int, cpus_per_node: int | None, host: str, head_cpus: int | None) -> int:
     cluster = local_cluster.up(workers, cpus_per_node, host, head_cpus=head_cpus)
+    mode = local_cluster.auth_in_force(cluster.dashboard_url)
+    if mode == "none":
+        local_cluster.down()
+        raise ClusterError(f"the Jobs API at {cluster.dashboard_url} answered a request without "
+                           f"the token: authentication was off, so the cluster was stopped")
+    auth = {"token": "token authentication on (the Jobs API refuses a request without the token)",
+            "unknown": "token authentication asked for (the Jobs API did not say whether it is "
+                       "in force)"}[mode]
     head = "" if cluster.head_cpus is None else f" (the head {cluster.head_cpus})"
     print(f"Ray cluster up: a head and {cluster.workers} worker node(s), {cluster.cpus_per_node} "
-          f"CPU(s) each{head}, token authentication on\n"
+          f"CPU(s) each{head}, {auth}\n"
           f"  join (drivers, --address):  {cluster.gcs_address}\n"
           f"  Jobs API and dashboard:     {cluster.dashboard_url}\n"
           f"  submit:  labrun submit configs/cartpole.yaml\n"
@@ -90,11 +99,16 @@ def cluster_up(workers: int, cpus_per_node: int | None, host: str, head_cpus: in
 
 
 def cluster_down() -> int:
-    cluster, stopped = local_cluster.down()
+    cluster, stopped, skipped = local_cluster.down()
     if cluster is None:
         print(f"no cluster recorded in {local_cluster.state_path()}; nothing to stop")
+    elif stopped == 0 and not skipped:
+        print(f"nothing of that cluster ({cluster.gcs_address}) is running; forgot it")
     else:
         print(f"stopped the cluster at {cluster.gcs_address} ({stopped} processes)")
+    if skipped:
+        print(f"skipped {len(skipped)} process(es) the system would not let labrun stop (another "
+              f"user's): {', '.join(map(str, skipped))}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -103,9 +117,14 @@ def cluster_status() -> int:
     if cluster is None:
         print(f"no cluster recorded in {local_cluster.state_path()}")
         return EXIT_FAILED
-    nodes = local_cluster.alive_nodes(cluster.dashboard_url)
-    print(f"cluster at {cluster.gcs_address} (Jobs API {cluster.dashboard_url}): {nodes} of "
-          f"{cluster.workers + 1} nodes alive, {len(cluster.processes())} processes")
+    prepare_environment(cluster.gcs_address)   # RAY_AUTH_MODE=token: the token is sent
+    running = len(cluster.processes())
+    nodes, problem = local_cluster.node_report(cluster.dashboard_url)
+    where = f"cluster at {cluster.gcs_address} (Jobs API {cluster.dashboard_url})"
+    if problem is not None:
+        print(f"{where}: {problem}; {running} of its processes running")
+        return EXIT_FAILED
+    print(f"{where}: {nodes} of {cluster.workers + 1} nodes alive, {running} processes")
     return EXIT_OK if nodes else EXIT_FAILED
 
 

@@ -5,8 +5,9 @@ its own (its own raylet and resources), all on 127.0.0.1 unless ``--host`` says 
 Ray's token authentication on. The head runs the dashboard and the Jobs API that ``labrun
 submit`` talks to. Its description goes to a state file (``$LABRUN_HOME/cluster.json``, default
 ``~/.labrun/cluster.json``) that ``submit``, ``jobs``, ``logs``, ``stop`` and ``down`` read;
-``down`` stops exactly the processes of that cluster (those whose command line names its temp
-folder or its GCS address), never another Ray on the machine.
+``down`` stops exactly the processes of that cluster: those ``up`` recorded (PID, creation time,
+owner: the processes of its temp folder right after start) still running, and their descendants
+of this user (Ray workers, job drivers), never another Ray or another user's process.
 
 Security: the dashboard and the Jobs API bind to the same host as the nodes. On a non-loopback
 host they are reachable from the network, so ``up`` refuses unless token authentication is on
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,12 +27,18 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from cluster.errors import UsageError
+from cluster.infra import processes as owned
+from cluster.infra.auth_token import check_strength, ensure_token, secure_token
 from cluster.infra.net import free_port, is_loopback
 from cluster.infra.session import ClusterError, prepare_environment
 from supervised.files import atomic_write
 
 STATE_ENV = "LABRUN_HOME"
 STATE_FILE = "cluster.json"
+
+
+TEMP_PREFIX = "labrun-cluster-"
 
 
 def state_path() -> Path:
@@ -56,6 +61,7 @@ class LocalCluster:
     cpus_per_node: int
     raylet_pids: tuple[int, ...] = ()   # each node's raylet, the head's first
     head_cpus: int | None = None        # the head's CPUs when not cpus_per_node
+    recorded: tuple[owned.Record, ...] = ()   # what `up` started: (pid, create_time, uid)
 
     @property
     def gcs_address(self) -> str:
@@ -70,16 +76,35 @@ class LocalCluster:
 
     @staticmethod
     def load() -> "LocalCluster | None":
+        """The recorded cluster, or None; ClusterError for a state file labrun did not write
+        (unreadable, or a temp folder that is not one of ``up``'s)."""
         path = state_path()
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        return LocalCluster(**{**data, "raylet_pids": tuple(data.get("raylet_pids", ()))})
+        try:
+            data = json.loads(path.read_text())
+            cluster = LocalCluster(**{**data, "raylet_pids": tuple(data.get("raylet_pids", ())),
+                                      "recorded": tuple(tuple(r) for r in data.get("recorded", ()))})
+        except (ValueError, TypeError) as err:
+            raise ClusterError(f"{path} is not a cluster record of labrun's ({err}); "
+                               f"not touching anything: remove it if it is stale") from None
+        temp = os.path.realpath(cluster.temp_dir)
+        if (os.path.dirname(temp) != "/tmp" or not os.path.basename(temp).startswith(TEMP_PREFIX)
+                or not cluster.recorded):
+            raise ClusterError(f"{path} names {cluster.temp_dir!r}, not a cluster `labrun cluster "
+                               f"up` recorded (a /tmp/{TEMP_PREFIX}* folder and its processes); "
+                               f"not touching anything: remove it if it is stale")
+        return cluster
 
     def processes(self) -> list:
-        """This cluster's processes: the head's and the worker nodes' raylets, GCS, dashboard,
-        Ray workers, job drivers (``processes_of`` its temp folder and GCS address)."""
-        return processes_of(self.temp_dir, self.gcs_address)
+        """This cluster's processes still running: those ``up`` recorded (PID, creation time and
+        owner all match) and their descendants of this user (Ray workers, job drivers)."""
+        return owned.with_descendants(owned.live(self.recorded))
+
+    def forget(self) -> None:
+        """The state file and the temp folder removed (nothing of the cluster runs)."""
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        state_path().unlink(missing_ok=True)
 
 
 def processes_of(*markers: str) -> list:
@@ -128,32 +153,11 @@ def _run_ray(args: list[str], what: str, cleanup: LocalCluster | None = None,
     out = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=180, env=env)
     if out.returncode != 0:
         if cleanup is not None:
-            stop_processes(cleanup.processes())
+            cleanup = _record(cleanup)
+            owned.stop(cleanup.processes())
+            cleanup.forget()
         tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-8:])
         raise ClusterError(f"`ray start` of the {what} failed (exit {out.returncode}):\n{tail}")
-
-
-def token_source() -> tuple[str, Path | None]:
-    """Where Ray takes the authentication token from, in Ray's order: ('RAY_AUTH_TOKEN', None),
-    or ('file', the file named by RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return "RAY_AUTH_TOKEN", None
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    return "file", Path(path).expanduser() if path else Path.home() / ".ray" / "auth_token"
-
-
-def ensure_token() -> Path | None:
-    """Makes a token file if Ray would find no token: ``ray start --head`` refuses to start
-    without one (``ray.init`` makes ~/.ray/auth_token itself). A random 256-bit token, as Ray
-    makes them, readable by this user only. The new file's path, or None if a token was there."""
-    _, path = token_source()
-    if path is None or (path.is_file() and path.read_text().strip()):
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return path
 
 
 def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.1",
@@ -162,22 +166,29 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
     """Starts a head and ``workers`` worker nodes with ``ray start``; records them; returns them.
     ``head_cpus=0`` keeps tasks, actors and trials off the head, as Ray advises for large
     clusters (the head then only runs the GCS, the dashboard and the jobs' drivers)."""
+    if os.environ.get("RAY_AUTH_MODE", "token") != "token":
+        raise UsageError(f"authentication off is not offered by labrun: RAY_AUTH_MODE is "
+                         f"{os.environ['RAY_AUTH_MODE']!r}; unset it (labrun keeps token "
+                         f"authentication on)")
     existing = LocalCluster.load()
-    if existing is not None and existing.processes():
+    if existing is not None and owned.live(existing.recorded):
         raise ClusterError(f"a cluster is already up at {existing.gcs_address} (state in "
                            f"{state_path()}); `labrun cluster down` stops it")
+    if existing is not None:
+        print(f"the cluster recorded at {existing.gcs_address} is gone (none of its processes "
+              f"runs); forgot it", file=sys.stderr, flush=True)
+        existing.forget()
     if workers < 0:
         raise ClusterError(f"--workers: expected 0 or more, got {workers}")
     if head_cpus is not None and head_cpus < 0:
         raise ClusterError(f"--head-cpus: expected 0 or more, got {head_cpus}")
     if head_cpus == 0 and workers == 0:
         raise ClusterError("--head-cpus 0 needs --workers 1 or more: nothing could run")
-    if not is_loopback(host) and os.environ.get("RAY_AUTH_MODE", "token") != "token":
-        raise ClusterError(f"refusing to expose the dashboard and Jobs API on {host} without "
-                           f"authentication: RAY_AUTH_MODE is {os.environ['RAY_AUTH_MODE']!r}; "
-                           f"unset it (labrun turns token authentication on) or bind to 127.0.0.1")
     prepare_environment(host)   # RAY_AUTH_MODE=token; on loopback, Ray keeps to 127.0.0.1
+    secure_token()
     new_token = ensure_token()
+    if not is_loopback(host):
+        check_strength(host)
     if new_token is not None:
         print(f"made an authentication token for the cluster: {new_token} (clients and other "
               f"nodes need it: RAY_AUTH_TOKEN_PATH, or `ray get-auth-token` prints it)", flush=True)
@@ -185,7 +196,7 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
     cpus = cpus_per_node or max(1, ((os.cpu_count() or 1) - (head_cpus or 0)) // max(1, nodes_with_cpus))
     port = port or free_port(host)
     dashboard_port = dashboard_port or free_port(host)
-    temp_dir = tempfile.mkdtemp(prefix="labrun-cluster-", dir="/tmp")  # short: Ray's socket paths
+    temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir="/tmp")  # short: Ray's socket paths
     cluster = LocalCluster(host, port, dashboard_port, temp_dir, workers, cpus, head_cpus=head_cpus)
     common = ["--node-ip-address", host, "--disable-usage-stats"]
     head_cpu_args = ["--num-cpus", str(cpus if head_cpus is None else head_cpus)]
@@ -197,6 +208,7 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
               "--dashboard-agent-listen-port", str(free_port(host)),
               "--ray-client-server-port", str(free_port(host)), *head_cpu_args, *common], "head", cluster,
              is_loopback(host))
+    cluster = _record(cluster)
     raylets = _raylets(cluster, [])
     for i in range(workers):
         # Each node its own temp folder, as on separate machines: nodes sharing one also share
@@ -207,6 +219,7 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
                   "--dashboard-agent-listen-port", str(free_port(host)), "--num-cpus", str(cpus),
                   *common],
                  f"worker node {i + 1}", cluster, is_loopback(host))
+        cluster = _record(cluster)
         raylets = _raylets(cluster, raylets)
     cluster = replace(cluster, raylet_pids=tuple(raylets))
     cluster.save()
@@ -214,9 +227,19 @@ def up(workers: int = 1, cpus_per_node: int | None = None, host: str = "127.0.0.
     return cluster
 
 
+def _record(cluster: LocalCluster) -> LocalCluster:
+    """``cluster`` with the processes of its temp folder (this user's) added to its record, and
+    saved: what `down` will stop, even if a later node fails to start."""
+    found = processes_of(cluster.temp_dir, cluster.gcs_address)
+    merged = {r[0]: r for r in (*cluster.recorded, *owned.record(found))}
+    cluster = replace(cluster, recorded=tuple(merged[pid] for pid in sorted(merged)))
+    cluster.save()
+    return cluster
+
+
 def _raylets(cluster: LocalCluster, known: list[int]) -> list[int]:
     """``known`` and the pid of the raylet that has just started (a node's own process)."""
-    pids = sorted(p.pid for p in cluster.processes() if p.name() == "raylet")
+    pids = sorted(p.pid for p in owned.live(cluster.recorded) if p.name() == "raylet")
     return known + [pid for pid in pids if pid not in known][:1]
 
 
@@ -231,47 +254,62 @@ def _wait_for_nodes(cluster: LocalCluster, nodes: int, timeout: float = 90) -> N
 
 def alive_nodes(dashboard_url: str, wait: float = 0, at_least: int = 0) -> int:
     """How many nodes are alive, asked of the state API; with ``wait``, polls up to that many
-    seconds until at least ``at_least`` are."""
-    from ray.util.state import list_nodes
-
-    deadline, count = time.monotonic() + wait, 0
+    seconds until at least ``at_least`` are (0 while the dashboard cannot answer)."""
+    deadline = time.monotonic() + wait
     while True:
-        try:
-            count = len(list_nodes(address=dashboard_url, filters=[("state", "=", "ALIVE")],
-                                   raise_on_missing_output=False))
-        except Exception:   # the dashboard is still starting
-            count = 0
-        if count >= at_least or time.monotonic() >= deadline:
-            return count
+        count, _ = node_report(dashboard_url)
+        if (count or 0) >= at_least or time.monotonic() >= deadline:
+            return count or 0
         time.sleep(1)
 
 
+def node_report(dashboard_url: str) -> tuple[int | None, str | None]:
+    """(nodes alive, None) as the state API says, or (None, why it could not say): the dashboard
+    cannot be reached, or it refused the token."""
+    from ray.util.state import list_nodes
+
+    try:
+        return len(list_nodes(address=dashboard_url, filters=[("state", "=", "ALIVE")],
+                              raise_on_missing_output=False)), None
+    except Exception as err:   # Ray raises several types; the text says which failure
+        text = str(err)
+        if "401" in text or "Missing authentication token" in text:
+            return None, (f"authentication refused (token): the dashboard at {dashboard_url} "
+                          f"needs the cluster's token and none was sent")
+        if any(s in text for s in ("403", "nvalid authentication token", "InvalidAuthToken")):
+            return None, (f"authentication refused (token): the dashboard at {dashboard_url} does "
+                          f"not take the token labrun sent (RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH / "
+                          f"~/.ray/auth_token)")
+        return None, f"the dashboard cannot be reached at {dashboard_url}"
+
+
+def auth_in_force(dashboard_url: str) -> str:
+    """'token' if the Jobs API refuses a request without a token, 'none' if it answers one,
+    'unknown' if it cannot be asked."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{dashboard_url}/api/jobs/", timeout=10):
+            return "none"
+    except urllib.error.HTTPError as err:
+        return "token" if err.code in (401, 403) else "unknown"
+    except OSError:
+        return "unknown"
+
+
 def stop_processes(procs: list, timeout: float = 15) -> int:
-    """SIGTERM, then SIGKILL after ``timeout``; how many there were."""
-    import psutil
-
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
-    return len(procs)
+    """SIGTERM, then SIGKILL after ``timeout``; how many were signalled."""
+    return owned.stop(procs, timeout)[0]
 
 
-def down() -> tuple[LocalCluster | None, int]:
-    """Stops the recorded cluster's processes and forgets it: (the cluster or None, processes
-    stopped)."""
+def down() -> tuple[LocalCluster | None, int, list[int]]:
+    """Stops the recorded cluster's processes still running and forgets it: (the cluster or
+    None, processes stopped, PIDs skipped because the system refused). Nothing recorded running:
+    (the cluster, 0, [])."""
     cluster = LocalCluster.load()
     if cluster is None:
-        return None, 0
-    stopped = stop_processes(cluster.processes())
-    shutil.rmtree(cluster.temp_dir, ignore_errors=True)
-    state_path().unlink(missing_ok=True)
-    return cluster, stopped
+        return None, 0, []
+    stopped, skipped = owned.stop(cluster.processes())
+    cluster.forget()
+    return cluster, stopped, skipped

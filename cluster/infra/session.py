@@ -1,7 +1,8 @@
 """Ray, started or joined: the only module that calls ``ray.init``.
 
 Embedded local Ray binds to 127.0.0.1 only and keeps Ray's token authentication on (Ray 2.60 turns
-it on for local clusters and keeps the token in ~/.ray/auth_token). ``--address`` joins a running
+it on for local clusters and keeps the token in ~/.ray/auth_token, which it writes 0644: the
+session makes it 0600 once Ray is up, and refuses a token path that is a symbolic link). ``--address`` joins a running
 cluster instead; that cluster decides its own addresses and authentication.
 """
 
@@ -11,13 +12,11 @@ import logging
 import os
 from typing import Any
 
+from cluster.errors import ClusterError
+from cluster.infra.auth_token import secure_token
 from cluster.infra.net import is_loopback
 
 FORWARDED_ENV = ("LABRUN_DATA_DIR",)
-
-
-class ClusterError(RuntimeError):
-    """Ray could not be started or reached; the message says why and what to try."""
 
 
 def prepare_environment(address: str | None) -> None:
@@ -46,6 +45,7 @@ class RaySession:
 
     def __enter__(self) -> "RaySession":
         prepare_environment(self.address)
+        secure_token()   # before: a token path that is a link is refused, not written through
         import ray
 
         kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING,
@@ -68,6 +68,12 @@ class RaySession:
                     "see `ray get-auth-token`)") if auth else ""
             raise ClusterError(f"cannot start or join Ray: {err}{hint}") from None
         self.started = True
+        try:
+            secure_token()   # ray.init writes ~/.ray/auth_token 0644
+        except ClusterError:
+            ray.shutdown()
+            self.started = False
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
