@@ -267,12 +267,15 @@ def node_report(dashboard_url: str) -> tuple[int | None, str | None]:
     """(nodes alive, None) as the state API says, or (None, why it could not say): the dashboard
     cannot be reached, or it refused the token."""
     from ray.util.state import list_nodes
+    from ray.util.state.exception import ServerUnavailable
 
     try:
         return len(list_nodes(address=dashboard_url, filters=[("state", "=", "ALIVE")],
                               raise_on_missing_output=False)), None
+    except ServerUnavailable:
+        return None, f"the dashboard cannot be reached at {dashboard_url}"
     except Exception as err:   # Ray raises several types; the text says which failure
-        text = str(err)
+        text = str(err).replace(dashboard_url, "")   # its port may read "401" or "403"
         if "401" in text or "Missing authentication token" in text:
             return None, (f"authentication refused (token): the dashboard at {dashboard_url} "
                           f"needs the cluster's token and none was sent")
