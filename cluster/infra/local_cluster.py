@@ -9,10 +9,11 @@ submit`` talks to. Its description goes to a state file (``$LABRUN_HOME/cluster.
 owner: the processes of its temp folder right after start) still running, and their descendants
 of this user (Ray workers, job drivers), never another Ray or another user's process.
 
-Security: the dashboard and the Jobs API bind to the same host as the nodes. On a non-loopback
-host they are reachable from the network, so ``up`` refuses unless token authentication is on
-(``RAY_AUTH_MODE=token``, the default labrun keeps). Ray encrypts nothing unless its TLS is
-configured (``RAY_USE_TLS``): the token protects against strangers, not eavesdroppers.
+Security: the dashboard and the Jobs API bind to the same host as the nodes. ``up`` refuses any
+``RAY_AUTH_MODE`` but ``token`` (labrun does not offer authentication off), makes the token file
+0600 (``auth_token.secure_token``), and on a non-loopback host, reachable from the network, wants
+a strong token (128 bits). Ray encrypts nothing unless its TLS is configured (``RAY_USE_TLS``):
+the token protects against strangers, not eavesdroppers.
 """
 
 from __future__ import annotations
