@@ -151,13 +151,12 @@ def test_cluster_down_stops_exactly_its_processes(cluster, ray_address):
 def test_cluster_up_refuses_a_network_address_without_authentication(tmp_path):
     out = run_cli("cluster", "up", "--host", "192.0.2.1",
                   env={**os.environ, "LABRUN_HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"})
-    assert out.returncode == 1 and not (tmp_path / "cluster.json").exists()
-    assert "refusing to expose the dashboard and Jobs API on 192.0.2.1 without authentication" \
-        in out.stderr
+    assert out.returncode == 2 and not (tmp_path / "cluster.json").exists()   # bad input (#14)
+    assert "authentication off is not offered by labrun" in out.stderr
 
 
 def test_cluster_up_makes_a_token_where_ray_would_look_for_one(tmp_path, monkeypatch):
-    from cluster.infra.local_cluster import ensure_token, token_source
+    from cluster.infra.auth_token import ensure_token, token_source
 
     path = tmp_path / "ray" / "auth_token"
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
