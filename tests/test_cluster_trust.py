@@ -136,6 +136,18 @@ def test_a_recorded_process_is_live_only_if_pid_creation_time_and_owner_match(st
     assert owned.live([(proc.pid, rec[1], rec[2] + 1)]) == []      # another user's
 
 
+def test_a_process_the_system_will_not_let_us_stop_is_skipped_not_fatal(started):
+    class OtherUsers:   # what psutil gives for another user's process
+        pid = 1
+
+        def send_signal(self, sig):
+            raise psutil.AccessDenied(self.pid)
+
+    ours = start(started, SLEEP)
+    assert owned.stop([OtherUsers(), ours], timeout=10) == (1, [1])
+    wait_for(lambda: not psutil.pid_exists(ours.pid), 10, what="our process's end")
+
+
 def test_cluster_down_stops_the_recorded_processes_and_their_children_only(home, started):
     member = start(started, PARENT)
     child = wait_for(lambda: member.children(), 30, what="the member's child")[0]
