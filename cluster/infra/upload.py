@@ -35,10 +35,12 @@ CONFIGS = ("configs",)                       # their YAML files
 TOP_FILES = ("pyproject.toml", "README.md")
 CONFIG_SUFFIXES = (".yaml", ".yml")
 MAX_BYTES = 20 * 2**20
-SECRET_NAMES = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.ppk",
-                "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", "_netrc",
-                "*credential*", "*token*", "*secret*", "*password*", "*service?account*",
-                "*.keystore", "*.jks")
+KEY_FILES = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.ppk",
+             "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", "_netrc",
+             "*.keystore", "*.jks")
+# Words that mark a data or config file as credentials. Not applied to Python modules: they are
+# the code the job runs (labrun's own cluster/infra/auth_token.py, a lab's tokenizer.py).
+SECRET_WORDS = ("*credential*", "*token*", "*secret*", "*password*", "*service?account*")
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,11 @@ class Upload:
 
 
 def looks_secret(name: str) -> bool:
-    """Whether a file name looks like a key, a token or credentials (case-insensitive)."""
-    return any(fnmatch.fnmatch(name.lower(), pattern) for pattern in SECRET_NAMES)
+    """Whether a file name looks like a key, a token or credentials (case-insensitive); a Python
+    module only by the key files' patterns."""
+    name = name.lower()
+    patterns = KEY_FILES if name.endswith(".py") else KEY_FILES + SECRET_WORDS
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
 def _walk(folder: Path, suffixes: tuple[str, ...]) -> Iterator[Path]:
