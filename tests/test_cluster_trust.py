@@ -236,3 +236,15 @@ def test_a_real_cluster_keeps_its_token_private_and_down_spares_the_unrelated(
     assert not owned.live(cluster.recorded)
     time.sleep(0.5)
     assert bystander.is_running() and bystander.status() != psutil.STATUS_ZOMBIE
+
+
+def test_a_refused_token_is_told_apart_from_an_address_whose_port_reads_401_or_403():
+    """One reading of Ray's errors for the Jobs API and the state API (jobs.py, local_cluster.py)."""
+    from cluster.infra.auth_token import refusal
+
+    url = "http://127.0.0.1:40391"
+    assert refusal(ConnectionError(f"Failed to connect to {url}"), url) is None
+    assert refusal(ConnectionError("cannot reach 127.0.0.1:44031"), "http://127.0.0.1:44031") is None
+    assert refusal(RuntimeError("HTTP 401: Missing authentication token"), url) == "missing"
+    assert refusal(RuntimeError("Request failed with status code 403"), url) == "invalid"
+    assert refusal(RuntimeError("InvalidAuthToken: ..."), url) == "invalid"

@@ -106,3 +106,15 @@ def check_strength(host: str) -> None:
                            f"strong token: at least {MIN_HEX} hex characters (128 bits); the one in "
                            f"{where} is not (make one with `python -c \"import secrets; "
                            f"print(secrets.token_hex(32))\"`)")
+
+
+def refusal(err: Exception, address: str) -> str | None:
+    """'missing' or 'invalid' when an error of Ray's clients (the Jobs API, the state API) says
+    the token was not sent or not taken, else None. ``address`` is taken out of the text first:
+    its port may read 401 or 403."""
+    text = str(err).replace(address, "").replace(address.split("://")[-1], "")
+    if "401" in text or "Missing authentication token" in text:
+        return "missing"
+    if any(s in text for s in ("403", "nvalid authentication token", "InvalidAuthToken")):
+        return "invalid"
+    return None

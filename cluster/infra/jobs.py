@@ -28,6 +28,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
+from cluster.infra.auth_token import refusal
 from cluster.infra.local_cluster import LocalCluster
 from cluster.infra.net import is_loopback
 from cluster.infra.session import ClusterError, prepare_environment
@@ -51,12 +52,12 @@ def resolve_address(address: str | None) -> str:
 
 
 def _auth_message(err: Exception, address: str) -> str | None:
-    text = str(err)
-    if "401" in text or "Missing authentication token" in text:
+    why = refusal(err, address)
+    if why == "missing":
         return (f"the Ray cluster at {address} requires its authentication token and none was "
                 f"sent: set RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH to the token file (on the "
                 f"head, `ray get-auth-token` prints it), and keep RAY_AUTH_MODE=token")
-    if "403" in text or "Invalid authentication token" in text or "InvalidAuthToken" in text:
+    if why == "invalid":
         return (f"the Ray cluster at {address} refused the authentication token: it is not the "
                 f"cluster's (RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token; on the head, "
                 f"`ray get-auth-token` prints the right one)")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cluster.errors import UsageError
 from cluster.infra import processes as owned
-from cluster.infra.auth_token import check_strength, ensure_token, secure_token
+from cluster.infra.auth_token import check_strength, ensure_token, refusal, secure_token
 from cluster.infra.net import free_port, is_loopback
 from cluster.infra.session import ClusterError, prepare_environment
 from supervised.files import atomic_write
@@ -276,11 +276,11 @@ def node_report(dashboard_url: str) -> tuple[int | None, str | None]:
     except ServerUnavailable:
         return None, f"the dashboard cannot be reached at {dashboard_url}"
     except Exception as err:   # Ray raises several types; the text says which failure
-        text = str(err).replace(dashboard_url, "")   # its port may read "401" or "403"
-        if "401" in text or "Missing authentication token" in text:
+        why = refusal(err, dashboard_url)
+        if why == "missing":
             return None, (f"authentication refused (token): the dashboard at {dashboard_url} "
                           f"needs the cluster's token and none was sent")
-        if any(s in text for s in ("403", "nvalid authentication token", "InvalidAuthToken")):
+        if why == "invalid":
             return None, (f"authentication refused (token): the dashboard at {dashboard_url} does "
                           f"not take the token labrun sent (RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH / "
                           f"~/.ray/auth_token)")
