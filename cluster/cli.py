@@ -23,6 +23,7 @@ from cluster.config.schema import ConfigError, describe_fields
 from cluster.config.sweep import SweepConfig
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from cluster.infra import commands as infra
+from cluster.infra.jobs import STOP_GRACE_S
 from cluster.infra.session import ClusterError
 from cluster.reinforce import commands as reinforce
 from cluster.tuning import commands as tuning
@@ -84,7 +85,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     loaded = (labs.load_sweep if args.tune else labs.load)(args.config, args.set)
     extra = [loaded.experiment_path] if args.tune else []   # a sweep's experiment goes up with it
     return infra.submit("tune" if args.tune else "train", args.config, args.set, args.address,
-                        args.storage, args.install, wait=not args.no_wait, extra=extra)
+                        args.storage, args.install, wait=not args.no_wait, extra=extra,
+                        stop_grace_s=args.stop_grace)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -96,7 +98,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    return infra.stop(args.job, args.address)
+    return infra.stop(args.job, args.address, wait=not args.no_wait)
+
+
+def grace_seconds(text: str) -> int:
+    """``--stop-grace``: whole seconds, 1 to 3600."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected whole seconds from 1 to 3600, got {text!r}")
+    return value
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
@@ -255,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use the packages the cluster's Python already has (the default for a "
                         "cluster on this machine)")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    p.add_argument("--stop-grace", type=grace_seconds, default=STOP_GRACE_S, metavar="SECONDS",
+                   help="after `labrun stop`'s SIGTERM, the seconds the job has to write its "
+                        f"final checkpoint and copy its results before SIGKILL (default "
+                        f"{STOP_GRACE_S}; Ray's own is 3)")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("jobs", help="list a cluster's jobs",
@@ -269,8 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_jobs_address(p)
     p.set_defaults(func=cmd_logs)
 
-    p = sub.add_parser("stop", help="stop a job", description="Ask a Ray cluster to stop a job.")
+    p = sub.add_parser("stop", help="stop a job",
+                       description="Ask a Ray cluster to stop a job: SIGTERM, on which a run "
+                                   "writes its final checkpoint and copies its results, then "
+                                   "SIGKILL after the grace period it was submitted with "
+                                   "(submit --stop-grace). Waits until the job has ended.")
     p.add_argument("job", help="the job id `labrun submit` printed")
+    p.add_argument("--no-wait", action="store_true", help="ask, and return at once")
     add_jobs_address(p)
     p.set_defaults(func=cmd_stop)
 

@@ -7,7 +7,8 @@ A REINFORCE run writes its folder on the machine running it, as always, in a sta
 checkpoint and at the end, deleting there what the run deleted here (old checkpoints), so the
 URI holds the run as the folder does; it deletes only files it copied there or fetched from
 there itself, never ones another writer put there. ``labrun resume URI/<run>`` fetches it back
-first. Anyone with the URI (another node, after this one is gone) can resume it.
+first. Anyone with the URI (another node, after this one is gone) can resume it. While a run is
+written, a ``Lease`` at ``URI/<run>/.writer`` says by whom, and a second writer is refused.
 
 A Tune run (a supervised lab, a sweep) gives the URI to Tune itself (``storage_path``): each
 trial writes its results, checkpoints and TensorBoard files there from whichever node runs it.
@@ -21,11 +22,20 @@ Credentials are pyarrow's: the usual environment variables or files of each clou
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import secrets
+import socket
+import sys
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
+from cluster.errors import UsageError
 from cluster.infra.session import ClusterError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -209,3 +219,137 @@ class Mirror:
         except OSError as err:
             raise StorageError(f"storage {self.uri}: {err}") from None
         return len(files)
+
+
+LEASE_FILE = ".writer"
+
+
+class Lease:
+    """The one writer of the run at ``uri``: ``URI/.writer`` holds who writes it (host, PID, a
+    random id) and when the lease was last renewed; a thread renews it every ``renew_s`` while
+    the run is written, and it is removed at the end. A second writer finds it and is refused
+    (UsageError, as for a run folder's lock), unless the lease is stale: not renewed for ``expire_s`` seconds (its holder
+    died with its machine) or held by a process of this host that is no longer running.
+
+    Object stores give pyarrow no atomic "create if absent", so this is a lease, not a lock: two
+    writers starting within the same second are told apart by writing, waiting ``settle_s`` and
+    reading back (the later write wins, the other is refused)."""
+
+    def __init__(self, uri: str, renew_s: float = 30.0, expire_s: float = 180.0, settle_s: float = 1.0):
+        self.uri, self.renew_s, self.expire_s, self.settle_s = uri, renew_s, expire_s, settle_s
+        self.me = {"host": socket.gethostname(), "pid": os.getpid(), "id": secrets.token_hex(8)}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _path(self) -> tuple[object, str]:
+        fs, root = open_uri(self.uri)
+        return fs, f"{root}/{LEASE_FILE}"
+
+    def holder(self) -> dict | None:
+        """The lease at the URI (None: there is none, or it cannot be read as one)."""
+        import pyarrow.fs
+
+        fs, path = self._path()
+        try:
+            if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+                return None
+            with fs.open_input_stream(path) as f:
+                held = json.loads(f.read(4096).decode())
+        except OSError as err:
+            raise StorageError(f"storage {self.uri}: {err}") from None
+        except ValueError:
+            return None
+        return held if isinstance(held, dict) else None
+
+    def _write(self) -> None:
+        fs, path = self._path()
+        try:
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            with fs.open_output_stream(path) as out:
+                out.write(json.dumps({**self.me, "renewed": time.time()}).encode())
+        except OSError as err:
+            raise StorageError(f"storage {self.uri}: {err}") from None
+
+    def stale(self, held: dict) -> str | None:
+        """Why the lease ``held`` no longer counts, or None while its holder may be writing."""
+        age = time.time() - float(held.get("renewed") or 0)
+        if age > self.expire_s:
+            return f"not renewed for {age:.0f} s"
+        if held.get("host") == self.me["host"] and not _running(held.get("pid")):
+            return f"its process (PID {held.get('pid')}) is no longer running"
+        return None
+
+    def acquire(self, existing: bool = False) -> None:
+        """Takes the lease; UsageError if another writer holds it, StorageError if the URI
+        cannot be used (or, ``existing``, holds no run folder to lease)."""
+        import pyarrow.fs
+
+        if existing:
+            fs, root = open_uri(self.uri)
+            try:
+                there = fs.get_file_info(root).type == pyarrow.fs.FileType.Directory
+            except OSError as err:
+                raise StorageError(f"storage {self.uri}: {err}") from None
+            if not there:
+                raise StorageError(f"storage {self.uri}: no such run folder")
+        held = self.holder()
+        if held is not None and held.get("id") != self.me["id"]:
+            why = self.stale(held)
+            if why is None:
+                raise UsageError(
+                    f"{self.uri}: another labrun is writing this run (PID "
+                    f"{held.get('pid')} on {held.get('host')}, lease renewed "
+                    f"{time.time() - float(held.get('renewed') or 0):.0f} s ago); wait for it to "
+                    f"end, or for {self.expire_s:g} s after it died")
+            print(f"warning: {self.uri}: took over the lease of PID {held.get('pid')} on "
+                  f"{held.get('host')}: {why}", file=sys.stderr)
+        self._write()
+        time.sleep(self.settle_s)
+        held = self.holder()
+        if held is None or held.get("id") != self.me["id"]:
+            raise UsageError(f"{self.uri}: another labrun started writing this run at "
+                               f"the same moment (PID {(held or {}).get('pid')} on "
+                               f"{(held or {}).get('host')})")
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="labrun-lease")
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.renew_s):
+            try:
+                self._write()
+            except StorageError as err:   # the next renewal may get through
+                print(f"warning: could not renew the lease: {err}", file=sys.stderr)
+
+    def release(self) -> None:
+        """Stops renewing and removes the lease, if it is still this process's."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            held = self.holder()
+            if held is not None and held.get("id") == self.me["id"]:
+                fs, path = self._path()
+                fs.delete_file(path)
+        except (OSError, StorageError) as err:
+            print(f"warning: could not remove the lease at {self.uri}: {err}", file=sys.stderr)
+
+
+@contextmanager
+def leased(uri: str | None, existing: bool = False) -> Iterator[None]:
+    """Holds the lease of the run at ``uri`` while the block runs (nothing for None);
+    ``existing``: the run folder must be there already."""
+    if uri is None:
+        yield
+        return
+    lease = Lease(uri)
+    lease.acquire(existing)
+    try:
+        yield
+    finally:
+        lease.release()
+
+
+def _running(pid: object) -> bool:
+    import psutil
+
+    return isinstance(pid, int) and psutil.pid_exists(pid)

@@ -77,6 +77,38 @@ def test_submit_runs_cartpole_as_a_job_and_writes_to_the_storage_path(cluster, t
     assert logs.returncode == 0 and "iteration" in logs.stdout
 
 
+def test_stop_gives_a_job_its_grace_period_for_the_final_checkpoint(cluster, tmp_path):
+    """`labrun stop`: the job gets SIGTERM with the grace period it was submitted with, writes
+    its final checkpoint (not one of checkpoint_every's) and says why it stopped; stop waits
+    for the end and prints it."""
+    from helpers import wait_for
+
+    env, _ = cluster
+    storage = tmp_path / "shared"
+    out = run_cli("submit", "configs/cartpole.yaml", "--storage", str(storage), "--no-wait",
+                  "--stop-grace", "90", "--set", "stop.mean_return=null",
+                  "--set", "stop.env_steps=null", "--set", "stop.wall_time_s=600",
+                  "--set", "rollout.num_workers=1", "--set", "rollout.envs_per_worker=2",
+                  "--set", "output.checkpoint_every=1000", env=env, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    job = re.search(r"submitted (\S+)", out.stdout).group(1)
+
+    def iterating():
+        runs = list(storage.glob("*/metrics.*")) if storage.exists() else []
+        return runs and len(read_metrics(runs[0].parent)) >= 3 and runs[0].parent
+    run_dir = wait_for(iterating, 180, 0.5, "the run's third iteration")
+    out = run_cli("stop", job, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "it has 90 s to write its final checkpoint" in out.stdout, out.stdout
+    assert f"job {job}: STOPPED" in out.stdout, out.stdout
+    assert "stopped: stopped by request (SIGTERM)" in (run_dir / "run.log").read_text()
+    rows = read_metrics(run_dir)
+    assert checkpoint.latest(run_dir / "checkpoints").name == \
+        f"iter_{int(rows[-1]['counters/iteration']):06d}"
+    again = run_cli("stop", job, env=env, timeout=120)
+    assert again.returncode == 0 and "had already ended (STOPPED)" in again.stdout, again.stdout
+
+
 def kill_node(raylet) -> None:
     """SIGKILL of a node: its raylet (psutil) and every process under it, as a machine lost."""
     import psutil
@@ -88,8 +120,10 @@ def kill_node(raylet) -> None:
 
 
 def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
-    """SIGKILL of the worker node's raylet (and so of its Ray workers) mid-run: the rollout
-    worker there is replaced on the head, the run log says so, and the job succeeds."""
+    """Four workers fill both nodes (2 CPUs each); SIGKILL of the worker node's raylet (and so of
+    its Ray workers) mid-run: its two rollout workers are lost, their replacements find no free
+    CPU on the head, are dropped after resources.placement_timeout_s, and the run goes on with
+    two; the run log says each step, and the job succeeds."""
     import psutil
 
     from helpers import wait_for
@@ -98,8 +132,9 @@ def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
     storage = tmp_path / "shared"
     out = run_cli("submit", "configs/cartpole.yaml", "--storage", str(storage), "--no-wait",
                   "--set", "stop.mean_return=null", "--set", "stop.env_steps=null",
-                  "--set", "stop.wall_time_s=40", "--set", "rollout.num_workers=2",
-                  "--set", "rollout.envs_per_worker=2", env=env, timeout=120)
+                  "--set", "stop.wall_time_s=45", "--set", "rollout.num_workers=4",
+                  "--set", "rollout.envs_per_worker=2", "--set", "resources.placement_timeout_s=5",
+                  env=env, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     job = re.search(r"submitted (\S+)", out.stdout).group(1)
 
@@ -111,8 +146,12 @@ def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
     followed = run_cli("logs", job, "--follow", env=env, timeout=400)
     assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout
     log = (run_dir / "run.log").read_text()
-    assert "rollout worker" in log and "was lost" in log and "started a replacement" in log, log
+    assert log.count("was lost") == 2 and log.count("started a replacement") == 2, log
+    assert log.count("could not be placed within 5 s") == 2, log
+    assert "going on with 2 worker(s)" in log, log
     rows = read_metrics(run_dir)
+    assert rows[0]["counters/workers"] == 4 and rows[-1]["counters/workers"] == 2
+    assert rows[-1]["counters/workers_dropped"] == 2
     assert rows[-1]["counters/iteration"] > 3 and len(rows) == rows[-1]["counters/iteration"]
 
 

@@ -133,3 +133,76 @@ def test_stop_signals_restores_the_handler_it_replaced():
         signal.raise_signal(signal.SIGTERM)
     assert passed_on == [True] and stop.received
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def run_losing_its_worker(ray, tmp_path, *sets: str):
+    """A one-worker CartPole run on the session's head (2 CPUs, the other held by the test)
+    whose worker the test kills after iteration 2, then takes its CPU too: as a node loss leaves
+    a run with nowhere to place a replacement. The run's result."""
+    from rich.console import Console
+
+    from cluster.config.rl_experiment import check_env, load_experiment
+    from cluster.reinforce.console import ConsoleProgress
+    from cluster.reinforce.trainer import Trainer
+
+    cfg = load_experiment("configs/cartpole.yaml", [
+        "stop.mean_return=null", "stop.env_steps=null", "rollout.num_workers=1",
+        "rollout.envs_per_worker=2", "output.checkpoint_every=1000", *sets])
+    held = [ray.util.placement_group([{"CPU": 1}])]
+    ray.get(held[0].ready(), timeout=60)
+    run_id = f"lose-{tmp_path.name}"[-40:]
+
+    def hook(metrics, ckpt):
+        if metrics["counters/iteration"] == 2:
+            actor = ray.get_actor(f"{run_id}/rollout-0.0", namespace=NAMESPACE)
+            ray.kill(actor, no_restart=True)
+            held.append(ray.util.placement_group([{"CPU": 1}]))
+            ray.get(held[-1].ready(), timeout=60)       # the freed CPU: the test's now
+    try:
+        obs_shape, num_actions = check_env(cfg, "test")
+        (tmp_path / "run").mkdir()
+        return Trainer(cfg, tmp_path / "run", obs_shape, num_actions, run_id=run_id,
+                       on_iteration=hook, progress=ConsoleProgress(1, Console(quiet=True))).run()
+    finally:
+        for group in held:
+            ray.util.remove_placement_group(group)
+
+
+def test_a_run_with_no_worker_left_ends_failed_with_its_checkpoint(ray_client, tmp_path):
+    result = run_losing_its_worker(ray_client, tmp_path, "resources.placement_timeout_s=3",
+                                   "stop.wall_time_s=600")
+    assert result.failed and "no rollout worker is left" in result.stop_reason
+    assert checkpoint.latest(tmp_path / "run" / "checkpoints").name == "iter_000002"
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "rollout worker 0 was lost" in log and "could not be placed within 3 s" in log, log
+    assert "stopped: no rollout worker is left" in log
+
+
+def test_the_wall_time_budget_holds_while_waiting_for_workers(ray_client, tmp_path):
+    import time
+
+    start = time.monotonic()
+    result = run_losing_its_worker(ray_client, tmp_path, "resources.placement_timeout_s=600",
+                                   "stop.wall_time_s=15")
+    assert time.monotonic() - start < 120                  # not the 600 s placement timeout
+    assert not result.failed and "while waiting for rollout workers" in result.stop_reason
+    assert result.state.iteration == 2 and result.state.train_time_s >= 15
+    assert checkpoint.latest(tmp_path / "run" / "checkpoints").name == "iter_000002"
+
+
+def test_a_run_joining_a_busy_cluster_sizes_against_its_free_cpus(ray_client, ray_address, tmp_path):
+    """One of the head's 2 CPUs held by another's work: 2 workers are refused (exit 2, saying
+    how many are free), ``auto`` starts 1."""
+    held = ray_client.util.placement_group([{"CPU": 1}])
+    ray_client.get(held.ready(), timeout=60)
+    try:
+        args = ("train", "configs/cartpole.yaml", "--address", ray_address, "--runs-dir",
+                str(tmp_path), "--set", "stop.iterations=2", "--set", "rollout.envs_per_worker=2")
+        out = run_cli(*args, "--set", "rollout.num_workers=2", timeout=300)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "rollout.num_workers" in out.stderr and "has 1 free of 2" in out.stderr, out.stderr
+        out = run_cli(*args, timeout=300)                  # num_workers: auto
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "starting 1 rollout worker(s)" in out.stdout, out.stdout
+    finally:
+        ray_client.util.remove_placement_group(held)

@@ -424,3 +424,14 @@ def test_a_run_prints_its_folder_and_name_literally(ray_address, tmp_path):
     assert f"run folder: {runs}/{name}__0__" in out.stdout
     assert f"labrun: {name}" in out.stdout
     assert next(runs.iterdir()).name.startswith(f"{name}__0__")
+
+
+def test_resume_latest_reads_a_sweep_name_literally_not_as_a_glob(tmp_path):
+    """A sweep named 's[1]' finds no earlier sweep of its own beside one named 's1' (as a glob,
+    's[1]__*' would match the other sweep's folder and resume it)."""
+    sweep = write_sweep(tmp_path, {"intro.lr": {"grid": [0.1]}}, name="s[1]")
+    runs = tmp_path / "runs"
+    (runs / "s1__20260101-000000").mkdir(parents=True)
+    out = run_cli("tune", str(sweep), "--runs-dir", str(runs), "--resume")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "no earlier sweep 's[1]'" in out.stderr, out.stderr

@@ -26,7 +26,7 @@ from cluster.storage import (
     upload,
 )
 from cluster.tuning.results import read_results
-from helpers import run_cli
+from helpers import run_cli, start_cli, wait_for
 
 
 def test_uris_are_told_from_folders():
@@ -164,3 +164,82 @@ def test_an_unusable_uri_is_refused_before_anything_runs(tmp_path):
         assert out.returncode == 1, out.stdout + out.stderr
         assert "storage nosuch://bucket/runs: pyarrow cannot open it" in out.stderr
         assert "running" not in out.stdout and "Traceback" not in out.stderr
+
+
+def test_a_lease_keeps_a_second_writer_off_a_run_at_a_uri(tmp_path, capsys):
+    """Another writer's fresh lease is refused, naming its PID and host; a lease that stopped
+    being renewed, or whose process on this host is gone, is taken over (and said); a lease is
+    renewed while held and removed at the end only by its holder."""
+    import json
+    import socket
+    import time
+
+    from cluster.errors import UsageError
+    from cluster.storage import LEASE_FILE, Lease
+
+    uri = f"file://{tmp_path}/runs/r__1"
+    with pytest.raises(StorageError, match="no such run folder"):
+        Lease(uri).acquire(existing=True)
+    assert not (tmp_path / "runs").exists()                  # a missing run is not created
+
+    first = Lease(uri, renew_s=0.2, settle_s=0)
+    first.acquire()
+    held = json.loads((tmp_path / "runs" / "r__1" / LEASE_FILE).read_text())
+    assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+    with pytest.raises(UsageError, match=f"another labrun is writing this run \\(PID {os.getpid()} on "):
+        Lease(uri, settle_s=0).acquire(existing=True)
+    renewed = held["renewed"]
+    wait_for(lambda: json.loads((tmp_path / "runs" / "r__1" / LEASE_FILE).read_text())["renewed"]
+             > renewed, 10, what="a renewal")
+    first.release()
+    assert not (tmp_path / "runs" / "r__1" / LEASE_FILE).exists()
+
+    path = tmp_path / "runs" / "r__1" / LEASE_FILE
+    for holder, taken in [({"host": "elsewhere", "pid": 1, "renewed": time.time()}, False),
+                          ({"host": "elsewhere", "pid": 1, "renewed": time.time() - 600}, True),
+                          ({"host": socket.gethostname(), "pid": 2 ** 22 + 7,
+                            "renewed": time.time()}, True)]:
+        path.write_text(json.dumps({**holder, "id": "theirs"}))
+        lease = Lease(uri, settle_s=0)
+        if not taken:
+            with pytest.raises(UsageError, match="PID 1 on elsewhere"):
+                lease.acquire()
+            continue
+        lease.acquire()
+        assert "took over the lease" in capsys.readouterr().err
+        path.write_text(json.dumps({**holder, "id": "a later one", "renewed": time.time()}))
+        lease.release()                                      # not its own any more: it stays
+        assert json.loads(path.read_text())["id"] == "a later one"
+
+
+def test_a_second_machine_cannot_resume_a_run_another_writes_at_the_uri(ray_address, tmp_path):
+    """Two staging folders (two LABRUN_HOMEs: two machines) and one URI: while one writes the
+    run, the other's resume is refused (exit 2, the writer's PID named) and its staging copy
+    removed; once the writer is SIGKILLed, its lease is stale and the resume goes ahead."""
+    import signal
+
+    store = tmp_path / "bucket"
+    writer = start_cli("train", "configs/cartpole.yaml", "--address", ray_address, "--runs-dir",
+                       f"file://{store}", "--set", "stop.mean_return=null",
+                       "--set", "stop.env_steps=100000000", "--set", "rollout.num_workers=1",
+                       "--set", "rollout.envs_per_worker=2", "--set", "output.checkpoint_every=1",
+                       env={**os.environ, "LABRUN_HOME": str(tmp_path / "a")})
+    other = {**os.environ, "LABRUN_HOME": str(tmp_path / "b")}
+    try:
+        run = wait_for(lambda: next((p.parent.parent for p in store.glob("*/checkpoints/iter_*")),
+                                    None) if store.exists() else None, 240, 0.5, "a checkpoint")
+        out = run_cli("resume", f"file://{run}", "--address", ray_address,
+                      "--set", "stop.iterations=1000000", env=other, timeout=120)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert f"another labrun is writing this run (PID {writer.pid} on" in out.stderr, out.stderr
+        assert not any((tmp_path / "b" / "staging").glob(f"*/{run.name}"))
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.communicate(timeout=60)
+    out = run_cli("resume", f"file://{run}", "--address", ray_address,
+                  "--set", "stop.iterations=1000000", "--set", "stop.wall_time_s=0.1",
+                  env=other, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"took over the lease of PID {writer.pid}" in out.stderr
+    assert "no longer running" in out.stderr
+    assert not (run / ".writer").exists()

@@ -28,6 +28,12 @@ class ResourcesConfig:
     (its default). In a sweep trial, the trial's placement group decides."""
     max_worker_restarts: int = field(default=10, metadata={"ge": 0})
     """How many times dead rollout workers are replaced before the run gives up."""
+    placement_timeout_s: float = field(default=120.0, metadata={"gt": 0})
+    """A rollout worker Ray cannot place within this many seconds (no free CPUs, e.g. after its
+    node was lost) is dropped: the run goes on with fewer, and with none left ends (exit 1)."""
+    sample_timeout_s: float = field(default=600.0, metadata={"gt": 0})
+    """A rollout worker that returns no sample within this many seconds is taken for hung:
+    killed and replaced like a dead one."""
     max_trial_failures: int = field(default=2, metadata={"ge": 0})
     """In a sweep (`labrun tune`): how many times a crashed trial restarts from its last checkpoint."""
 

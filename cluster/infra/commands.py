@@ -21,7 +21,8 @@ from cluster.infra.session import prepare_environment
 
 
 def submit(command: str, config: str, sets: list[str], address: str | None, storage: str | None,
-           install: bool | None, wait: bool, extra: list[Path] | None = None) -> int:
+           install: bool | None, wait: bool, extra: list[Path] | None = None,
+           stop_grace_s: int = jobs.STOP_GRACE_S) -> int:
     """Submits ``labrun COMMAND CONFIG`` as a job (its file checked by the caller first) and
     follows its logs unless ``wait`` is false. The upload is the project's allow-listed files
     (``upload.py``), with ``config`` and the ``extra`` files it needs (a sweep's experiment)."""
@@ -29,7 +30,8 @@ def submit(command: str, config: str, sets: list[str], address: str | None, stor
         print(f"uploading {staged.summary()} of {jobs.REPO} (code and configs only: "
               f"docs/security.md)", flush=True)
         client = jobs.connect(address)
-        job_id = jobs.submit(client, command, config, sets, storage, install, str(staged.folder))
+        job_id = jobs.submit(client, command, config, sets, storage, install, str(staged.folder),
+                             stop_grace_s)
     print(f"submitted {job_id} to {client.labrun_address}", flush=True)
     if not wait:
         print(f"follow it with `labrun logs {job_id} --follow`; stop it with `labrun stop {job_id}`")
@@ -71,10 +73,24 @@ def logs(job: str, follow: bool, address: str | None) -> int:
     return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
 
 
-def stop(job: str, address: str | None) -> int:
+def stop(job: str, address: str | None, wait: bool = True) -> int:
+    """Asks the cluster to stop ``job`` (SIGTERM, then SIGKILL after the job's grace period);
+    unless ``wait`` is false, waits until it has ended and says how."""
     client = jobs.connect(address)
-    stopped = jobs.stop(client, job)
-    print(f"job {job}: {'stopping' if stopped else 'had already ended'}")
+    if not jobs.stop(client, job):
+        print(f"job {job}: had already ended ({jobs.wait(client, job, timeout=0)})")
+        return EXIT_OK
+    grace = jobs.stop_grace_s(client, job)
+    print(f"job {job}: stopping (SIGTERM; it has {grace} s to write its final checkpoint and "
+          f"copy its results before SIGKILL)", flush=True)
+    if not wait:
+        return EXIT_OK
+    status = jobs.wait(client, job, timeout=grace + 30)
+    print(f"job {job}: {status}")
+    if status not in jobs.TERMINAL:
+        print(f"error: job {job} has not ended {grace + 30} s after the stop request; "
+              f"`labrun jobs` shows its status", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -11,6 +11,10 @@ this checkout. Where the job's Python gets its packages from:
   in the job's runtime environment (``pip``), which Ray installs once per node and caches;
   ``--no-install`` skips that for images that already hold them.
 
+``labrun stop`` is Ray's: SIGTERM to the job's processes, SIGKILL after a grace period. labrun
+ends a run on SIGTERM like on Ctrl-C (final checkpoint, storage push, exit 143), and asks for a
+grace period that leaves time for it (``--stop-grace``, default ``STOP_GRACE_S``; Ray's own is 3 s).
+
 Results go to ``--storage`` (a folder every node can reach, a shared file system; default: this
 checkout's ``runs/`` for a cluster on this machine). The Jobs API sits behind the dashboard's
 token authentication: the token comes from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
@@ -38,6 +42,8 @@ REPO = Path(__file__).resolve().parents[2]   # the project folder
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 FORWARDED_ENV = ("LABRUN_DATA_DIR", "LABRUN_DEBUG")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+STOP_GRACE_S = 60
+STOP_GRACE_VAR = "RAY_JOB_STOP_WAIT_TIME_S"   # read by Ray's job supervisor, in the job's env
 
 
 def resolve_address(address: str | None) -> str:
@@ -96,7 +102,8 @@ def project_dependencies() -> list[str]:
 
 
 def job_spec(command: str, config: str, sets: list[str], address: str, storage: str | None,
-             install: bool | None, working_dir: str) -> tuple[str, dict]:
+             install: bool | None, working_dir: str,
+             stop_grace_s: int = STOP_GRACE_S) -> tuple[str, dict]:
     """(entrypoint, runtime_env) of a submission: see the module's docstring. ``working_dir``
     is the staged upload (``upload.staged``), which holds ``config`` at its path in the project."""
     path = Path(config).resolve()
@@ -115,7 +122,8 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
     for s in sets:
         argv += ["--set", s]
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    env |= {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    env |= {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
+            "RAY_JOB_STOP_SIGNAL": "SIGTERM", STOP_GRACE_VAR: str(stop_grace_s)}
     runtime_env: dict[str, Any] = {"working_dir": working_dir, "env_vars": env}
     if install if install is not None else not local:
         runtime_env["pip"] = project_dependencies()
@@ -123,11 +131,12 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
 
 
 def submit(client, command: str, config: str, sets: list[str], storage: str | None,
-           install: bool | None, working_dir: str, agent_wait_s: float = 180) -> str:
+           install: bool | None, working_dir: str, stop_grace_s: int = STOP_GRACE_S,
+           agent_wait_s: float = 180) -> str:
     """Submits the job; its id. A cluster that has just started may not have its job agent yet
     (HTTP 500, 'No available agent'): that is retried for up to ``agent_wait_s`` seconds."""
     entrypoint, runtime_env = job_spec(command, config, sets, client.labrun_address, storage, install,
-                                     working_dir)
+                                     working_dir, stop_grace_s)
     deadline = time.monotonic() + agent_wait_s
     while True:
         try:
@@ -177,3 +186,13 @@ def logs(client, job_id: str) -> str:
 
 def stop(client, job_id: str) -> bool:
     return _call(f"stopping {job_id}", client.labrun_address, lambda: client.stop_job(job_id))
+
+
+def stop_grace_s(client, job_id: str) -> int:
+    """The grace period the job was submitted with (Ray's 3 s for one labrun did not submit)."""
+    info = _call(f"reading {job_id}", client.labrun_address, lambda: client.get_job_info(job_id))
+    env = (info.runtime_env or {}).get("env_vars") or {}
+    try:
+        return int(env.get(STOP_GRACE_VAR, 3))
+    except ValueError:
+        return 3

@@ -7,8 +7,9 @@ import json
 import shutil
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment, load_experiment
 from cluster.config.schema import ConfigError
@@ -19,7 +20,17 @@ from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import CONFIG_FILE, LOCK_FILE, locked, new_run_dir
 from cluster.reinforce.trainer import RunResult, Trainer, prefetch_tensorflow
 from cluster.signals import StopSignals, Terminated
-from cluster.storage import Mirror, StorageError, is_uri, join, open_uri, split, staging_dir
+from cluster.storage import (
+    LEASE_FILE,
+    Mirror,
+    StorageError,
+    is_uri,
+    join,
+    leased,
+    open_uri,
+    split,
+    staging_dir,
+)
 
 
 def train(lab: Any, cfg: ExperimentConfig, runs_dir: str | None, address: str | None,
@@ -32,10 +43,10 @@ def train(lab: Any, cfg: ExperimentConfig, runs_dir: str | None, address: str | 
     if is_uri(runs_dir):                # written here, copied there after every checkpoint
         open_uri(runs_dir)              # a bad scheme or missing credentials: say so now
         run_dir = new_run_dir(staging_dir(runs_dir), cfg.name, cfg.seed)
-        mirror = Mirror(run_dir, join(runs_dir, run_dir.name), ignore=(LOCK_FILE,))
+        mirror = Mirror(run_dir, join(runs_dir, run_dir.name), ignore=(LOCK_FILE, LEASE_FILE))
     else:
         run_dir = new_run_dir(runs_dir, cfg.name, cfg.seed)
-    with locked(run_dir):
+    with locked(run_dir), leased(mirror and mirror.uri):
         dump_experiment(cfg, run_dir / CONFIG_FILE)
         return _run(cfg, run_dir, obs_shape, num_actions, address, resume=None, mirror=mirror)
 
@@ -47,14 +58,15 @@ def resume(run_dir: str, overrides: list[str], address: str | None) -> int:
     mirror = None
     if is_uri(run_dir):
         parent, name = split(run_dir)
-        mirror = Mirror(staging_dir(parent) / name, run_dir.rstrip("/"), ignore=(LOCK_FILE,))
+        mirror = Mirror(staging_dir(parent) / name, run_dir.rstrip("/"),
+                        ignore=(LOCK_FILE, LEASE_FILE))
         folder = mirror.local
         folder.mkdir(parents=True, exist_ok=True)
     else:
         folder = existing_run_dir(run_dir)
-    with locked(folder):
+    with locked(folder), _leased_pull(mirror):
         if mirror is not None:
-            print(f"fetching {run_dir}: {_pull(mirror)} files")
+            print(f"fetching {run_dir}: {mirror.pull()} files")
             existing_run_dir(str(folder))
         source = str(folder / CONFIG_FILE)
         cfg = load_experiment(folder / CONFIG_FILE, overrides)
@@ -67,14 +79,18 @@ def resume(run_dir: str, overrides: list[str], address: str | None) -> int:
                     resume=(found.learner, found.counters), mirror=mirror)
 
 
-def _pull(mirror: Mirror) -> int:
-    """``mirror.pull()``; a staging folder made for a pull that failed is removed."""
+@contextmanager
+def _leased_pull(mirror: Mirror | None) -> Iterator[None]:
+    """The lease of the run at the mirror's URI, held while the block runs; a staging folder
+    made for a run that is not there, or is another's to write, is removed."""
     try:
-        return mirror.pull()
-    except StorageError:
-        if [p.name for p in mirror.local.iterdir()] == [LOCK_FILE]:
+        with leased(mirror and mirror.uri, existing=True):
+            yield
+    except (StorageError, UsageError):
+        if mirror is not None and [p.name for p in mirror.local.iterdir()] == [LOCK_FILE]:
             shutil.rmtree(mirror.local, ignore_errors=True)
         raise
+
 
 
 def newest_checkpoint(folder: Path, what: str) -> checkpoint.Found:

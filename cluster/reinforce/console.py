@@ -16,7 +16,7 @@ from rich.text import Text
 
 def progress_text(m: Mapping[str, float]) -> str:
     """``iter 12  steps 45,312  return 123.4  18,200 steps/s``; for Atari games also the points
-    won and lost, the win rate and emulator frames/s."""
+    won and lost, the win rate and emulator frames/s; once workers were dropped, how many are left."""
     ret = m.get("rollout/episode_return_mean")
     ret_text = f"{ret:8.1f}" if ret is not None else "       -"
     line = (f"iter {int(m['counters/iteration']):>5}  steps {int(m['counters/env_steps']):>10,}  "
@@ -24,6 +24,9 @@ def progress_text(m: Mapping[str, float]) -> str:
     if "rollout/points_won_mean" in m:
         line += (f"  points {m['rollout/points_won_mean']:4.1f}:{m['rollout/points_lost_mean']:4.1f}"
                  f"  won {100 * m['rollout/win_rate']:3.0f}%  {m['time/frames_per_s']:>7,.0f} frames/s")
+    if m.get("counters/workers_dropped"):
+        line += (f"  workers {int(m['counters/workers'])} "
+                 f"({int(m['counters/workers_dropped'])} dropped)")
     return line
 
 

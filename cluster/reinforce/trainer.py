@@ -24,6 +24,7 @@ import numpy as np
 from cluster.config.rl_experiment import ExperimentConfig
 from cluster.config.schema import ConfigError
 from cluster.devices import enable_memory_growth
+from cluster.errors import ClusterError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
@@ -36,7 +37,7 @@ LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "lear
 LOOP_METRICS = ("time/sample_s", "time/iteration_s", "time/env_steps_per_s",
                 "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
                 "counters/iteration", "counters/env_steps", "counters/episodes",
-                "counters/worker_restarts")
+                "counters/worker_restarts", "counters/workers", "counters/workers_dropped")
 # Every metric a REINFORCE run reports (Atari's only for ALE/ ids): what sweeps may rank by.
 # tests/test_cli.py and tests/test_pong.py fail when a run reports one missing from here.
 METRICS = episodes.METRICS + episodes.ATARI_METRICS + LEARNER_METRICS + LOOP_METRICS
@@ -64,7 +65,7 @@ class RunResult:
     stop_reason: str
     state: RunState
     last_metrics: dict[str, float]
-    failed: bool = False      # ended by non-finite values (stop_reason says which): exit 1
+    failed: bool = False      # ended by non-finite values or no workers left (stop_reason): exit 1
 
 
 def stop_reason(cfg: ExperimentConfig, state: RunState, return_mean: float | None) -> str | None:
@@ -84,9 +85,10 @@ def stop_reason(cfg: ExperimentConfig, state: RunState, return_mean: float | Non
 
 class Trainer:
     """Runs one experiment on the current Ray session. ``run()`` returns when a stop criterion is
-    met or on Ctrl-C (or SIGTERM, as ``cluster.signals.Terminated``); either way it writes a final checkpoint and stops its actors. A loss or
-    weights holding NaN or inf end the run at once, ``failed``, with no final checkpoint: the
-    newest one stays the last finite one."""
+    met or on Ctrl-C (or SIGTERM, as ``cluster.signals.Terminated``); either way it writes a
+    final checkpoint and stops its actors. A loss or weights holding NaN or inf end the run at
+    once, ``failed``, with no final checkpoint: the newest one stays the last finite one. With no
+    rollout worker left (``workers.WorkersLost``) the run ends ``failed`` with a final checkpoint."""
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, obs_shape: tuple[int, ...],
                  num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
@@ -120,7 +122,9 @@ class Trainer:
     # ---------------------------------------------------------------------------------- loop
 
     def run(self) -> RunResult:
-        reason, started, failed = None, False, False
+        from cluster.reinforce.workers import WorkersLost
+
+        reason, started, failed, finite = None, False, False, True
         try:
             with self._workers() as workers, self._learner() as learner:
                 started = True   # a set-up that fails (too few CPUs, a bad checkpoint) just raises
@@ -128,8 +132,10 @@ class Trainer:
                     reason = self._loop(workers, learner)
                 except KeyboardInterrupt as err:   # Ctrl-C, or SIGTERM: cluster.signals
                     reason = getattr(err, "reason", "interrupted (Ctrl-C)")
+                except WorkersLost as err:
+                    failed, reason = True, str(err)
                 except checkpoint.NonFinite as err:
-                    failed = True
+                    failed, finite = True, False
                     reason = (f"non-finite {err.what} at iteration {self.state.iteration}; " + (
                         f"the last finite checkpoint is {self.last_checkpoint}"
                         if self.last_checkpoint else "no checkpoint was written before it"))
@@ -137,7 +143,7 @@ class Trainer:
                     self.state.worker_restarts = workers.restarts
                     self.progress.close()
                     try:
-                        if not failed:
+                        if finite:
                             self._checkpoint(learner)
                     except Exception as err:  # the learner's actor may be gone with the cluster
                         self._event(f"could not write the final checkpoint: {err}")
@@ -151,15 +157,25 @@ class Trainer:
         return RunResult(self.run_dir, reason, self.state, self.metrics, failed)
 
     def _loop(self, workers: Any, learner: Any) -> str:
-        """sample -> update -> broadcast, until a stop criterion is met; returns which."""
+        """sample -> update -> broadcast, until a stop criterion is met; returns which. The
+        wall-time budget holds while waiting for workers too (``deadline``)."""
         import ray
+
+        from cluster.reinforce.workers import DeadlinePassed
 
         clock = time.monotonic()
         weights = learner.get_weights()
         weights_ref = ray.put(weights)                        # one copy, read by every worker
+        budget = self.cfg.stop.wall_time_s
         while True:
             start = time.perf_counter()
-            batches = workers.sample(weights_ref)             # sample: whole episodes, all workers
+            deadline = None if budget is None else clock + budget - self.state.train_time_s
+            try:
+                batches = workers.sample(weights_ref, deadline)   # sample: whole episodes, all workers
+            except DeadlinePassed:
+                self.state.train_time_s += time.monotonic() - clock
+                return (f"wall time budget reached ({budget:g} s) while waiting for rollout "
+                        f"workers; the unfinished iteration was dropped")
             sample_s = time.perf_counter() - start
             learn_metrics = learner.update(batches)           # update: one gradient step
             weights = learner.get_weights()
@@ -168,7 +184,7 @@ class Trainer:
             now = time.monotonic()
             self.state.train_time_s += now - clock
             clock = now
-            self.metrics = self._record(batches, learn_metrics, sample_s, iter_s, workers.restarts)
+            self.metrics = self._record(batches, learn_metrics, sample_s, iter_s, workers)
             reason = self._after_iteration(learner, weights)
             if reason is not None:
                 return reason
@@ -188,9 +204,9 @@ class Trainer:
         return stop_reason(self.cfg, state, metrics.get("rollout/episode_return_mean"))
 
     def _record(self, batches: list, learn_metrics: dict[str, float], sample_s: float,
-                iter_s: float, restarts: int) -> dict[str, float]:
+                iter_s: float, workers: Any) -> dict[str, float]:
         """Counts the iteration into the run's state; its flat metrics."""
-        state = self.state
+        state, restarts = self.state, workers.restarts
         steps = sum(b.num_steps for b in batches)
         state.episodes += self.episodes.add(batches)
         state.env_steps += steps
@@ -215,6 +231,8 @@ class Trainer:
             "counters/env_steps": float(state.env_steps),
             "counters/episodes": float(state.episodes),
             "counters/worker_restarts": float(restarts),
+            "counters/workers": float(len(batches)),
+            "counters/workers_dropped": float(workers.dropped),
         }
 
     # --------------------------------------------------------------------------------- set-up
@@ -236,7 +254,9 @@ class Trainer:
             cpus_per_worker=cfg.resources.cpus_per_worker,
             max_restarts=cfg.resources.max_worker_restarts, restarts_used=state.worker_restarts,
             generation=state.generation, on_event=self._event,
-            placement=cfg.resources.worker_placement)
+            placement=cfg.resources.worker_placement,
+            placement_timeout_s=cfg.resources.placement_timeout_s,
+            sample_timeout_s=cfg.resources.sample_timeout_s)
         try:
             yield workers
         finally:
@@ -273,15 +293,26 @@ class Trainer:
                 learner.shutdown()
 
     def _num_workers(self) -> int:
+        """``rollout.num_workers`` (or as many as fit: ``auto``), sized against the cluster's
+        free CPUs (others' work may hold some); in a sweep trial its placement group holds them."""
+        import ray
+
         n = self.cfg.rollout.num_workers
         per_worker = self.cfg.resources.cpus_per_worker
-        cpus = RaySession.resources().get("CPU", 0.0)
+        total = RaySession.resources().get("CPU", 0.0)
+        in_group = ray.util.get_current_placement_group() is not None
+        free = total if in_group else min(total, ray.available_resources().get("CPU", 0.0))
+        busy = "" if free >= total else f" free of {total:g} (others' work holds the rest)"
         if n == "auto":
-            return max(1, int(cpus // per_worker))
-        if n * per_worker > cpus:  # the actors would wait for CPUs forever
+            if free < per_worker:
+                raise ClusterError(f"no free CPUs for a rollout worker: the Ray cluster has "
+                                   f"{free:g}{busy}; try again later, or lower "
+                                   f"resources.cpus_per_worker ({per_worker:g})")
+            return int(free // per_worker)
+        if n * per_worker > free:  # the actors would wait for CPUs
             raise ConfigError(
                 f"{n} workers x resources.cpus_per_worker={per_worker:g} need {n * per_worker:g} "
-                f"CPUs; the Ray cluster has {cpus:g}. Lower either, or use num_workers: auto",
+                f"CPUs; the Ray cluster has {free:g}{busy}. Lower either, or use num_workers: auto",
                 key="rollout.num_workers")
         return n
 

@@ -1,10 +1,12 @@
-"""Rollout workers and the learner as Ray actors; dead workers are replaced.
+"""Rollout workers and the learner as Ray actors; dead workers are replaced, and nothing waits
+on a worker forever.
 
 ``rl.rollout.RolloutWorker`` does not know it is remote: ``ray.remote`` is applied here.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import ray
@@ -15,65 +17,142 @@ from rl.rollout import RolloutWorker
 from rl.trajectory import Trajectories
 
 NAMESPACE = "labrun"
+POLL_S = 1.0   # how often a wait on workers looks at its deadlines (and lets Ctrl-C in)
+
+
+class WorkersLost(RuntimeError):
+    """No rollout worker is left (none could be placed), or the run used all its restarts."""
+
+
+class DeadlinePassed(Exception):
+    """The caller's deadline (a wall-time budget) passed while waiting for samples."""
 
 
 class WorkerGroup:
-    """``num_workers`` rollout actors of one run. Call sequence: ``sample(weights_ref)`` each
-    iteration, ``shutdown()`` at the end. Events (a worker lost and replaced) go to ``on_event``."""
+    """The rollout actors of one run. Call sequence: ``sample(weights_ref)`` each iteration,
+    ``shutdown()`` at the end. Events (a worker lost, replaced, dropped) go to ``on_event``.
+
+    Deadlines: a worker that Ray has not placed ``placement_timeout_s`` after it was started (no
+    free CPUs, e.g. after its node was lost) is dropped and the group goes on smaller; one that
+    has not answered a sample ``sample_timeout_s`` after being asked (hung) is killed and
+    replaced like a dead one. With no worker left, ``sample`` raises ``WorkersLost``."""
 
     def __init__(self, run_id: str, num_workers: int, worker_args: tuple, seed: int,
                  cpus_per_worker: float, max_restarts: int, restarts_used: int = 0,
                  generation: int = 0, on_event: Callable[[str], None] = lambda message: None,
-                 placement: str = "spread"):
+                 placement: str = "spread", placement_timeout_s: float = 120.0,
+                 sample_timeout_s: float = 600.0):
         self.run_id = run_id
         self.worker_args = worker_args
         self.seed = seed
+        self.cpus_per_worker = cpus_per_worker
         self.max_restarts = max_restarts
         self.restarts = restarts_used  # over the whole run, resumes included
+        self.dropped = 0
         self.on_event = on_event
+        self.placement_timeout_s = placement_timeout_s
+        self.sample_timeout_s = sample_timeout_s
         # SPREAD lays workers over the nodes, replacements included (onto the nodes left after
         # one is lost); not inside a placement group (a sweep trial's), which places them itself.
         self._strategy = ("SPREAD" if placement == "spread"
                           and ray.util.get_current_placement_group() is None else None)
         self._remote = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(RolloutWorker)
-        self.generations = [generation] * num_workers
-        self.actors = [self._start(i) for i in range(num_workers)]
+        self.generations = {i: generation for i in range(num_workers)}
+        self.actors: dict[int, Any] = {}      # worker index -> actor; dropped ones are gone
+        self._ready: dict[int, Any] = {}      # index -> ref that resolves once Ray placed it
+        self._started: dict[int, float] = {}  # index -> when it was (re)started
+        for i in range(num_workers):
+            self._start(i)
 
-    def _start(self, index: int) -> Any:
+    def _start(self, index: int) -> None:
         name = f"{self.run_id}/rollout-{index}.{self.generations[index]}"
         options = {"scheduling_strategy": self._strategy} if self._strategy else {}
-        return self._remote.options(name=name, namespace=NAMESPACE, **options).remote(
+        actor = self._remote.options(name=name, namespace=NAMESPACE, **options).remote(
             *self.worker_args, seed=self.seed, worker_index=index,
             generation=self.generations[index])
+        self.actors[index] = actor
+        self._ready[index] = actor.__ray_ready__.remote()
+        self._started[index] = time.monotonic()
 
-    def _replace(self, index: int, err: Exception) -> None:
+    def _placed(self, index: int) -> bool:
+        """Whether Ray has placed worker ``index`` (a dead one counts: its sample will say so)."""
+        ref = self._ready.get(index)
+        if ref is not None and ray.wait([ref], timeout=0)[0]:
+            del self._ready[index]
+            self._started[index] = time.monotonic()   # its sample's clock starts now
+        return ref is None or index not in self._ready
+
+    def _replace(self, index: int, why: str) -> None:
+        ray.kill(self.actors[index], no_restart=True)
         self.restarts += 1
         if self.restarts > self.max_restarts:
-            raise RuntimeError(f"rollout worker {index} died and the run has used all "
-                               f"{self.max_restarts} worker restarts: {type(err).__name__}") from err
+            raise WorkersLost(f"rollout worker {index} {why} and the run has used all "
+                              f"{self.max_restarts} worker restarts")
         self.generations[index] += 1
-        self.actors[index] = self._start(index)
-        self.on_event(f"rollout worker {index} was lost ({type(err).__name__}); started a "
-                      f"replacement ({self.restarts}/{self.max_restarts} restarts used)")
+        self._start(index)
+        self.on_event(f"rollout worker {index} {why}; started a replacement "
+                      f"({self.restarts}/{self.max_restarts} restarts used)")
 
-    def sample(self, weights_ref: Any) -> list[Trajectories]:
-        """One batch from every worker, in worker order; a lost worker is replaced and re-asked."""
-        pending = {i: actor.sample.remote(weights_ref) for i, actor in enumerate(self.actors)}
-        out: list[Trajectories | None] = [None] * len(self.actors)
+    def _drop(self, index: int) -> None:
+        ray.kill(self.actors.pop(index), no_restart=True)
+        self._ready.pop(index, None)
+        self.dropped += 1
+        free = ray.available_resources().get("CPU", 0.0)
+        self.on_event(f"rollout worker {index} could not be placed within "
+                      f"{self.placement_timeout_s:g} s (it needs {self.cpus_per_worker:g} CPU; the "
+                      f"cluster has {free:g} free); going on with {len(self.actors)} worker(s)")
+        if not self.actors:
+            raise WorkersLost("no rollout worker is left: none could be placed within "
+                              f"{self.placement_timeout_s:g} s (resources.placement_timeout_s)")
+
+    def _expired(self, pending: dict[int, Any], now: float) -> list[tuple[int, str | None]]:
+        """Pending workers past a deadline: (index, None) to drop, (index, why) to replace."""
+        out: list[tuple[int, str | None]] = []
+        for index in pending:
+            waited = now - self._started[index]
+            if not self._placed(index):
+                if waited > self.placement_timeout_s:
+                    out.append((index, None))
+            elif waited > self.sample_timeout_s:
+                out.append((index, f"gave no sample within {self.sample_timeout_s:g} s "
+                                   f"(resources.sample_timeout_s)"))
+        return out
+
+    def sample(self, weights_ref: Any, deadline: float | None = None) -> list[Trajectories]:
+        """One batch from every worker, in worker order; a lost or hung worker is replaced and
+        re-asked, one that cannot be placed is dropped. ``deadline`` (``time.monotonic()``):
+        ``DeadlinePassed`` once it passes with samples still missing."""
+        pending = {i: actor.sample.remote(weights_ref) for i, actor in self.actors.items()}
+        for i in pending:
+            if i not in self._ready:
+                self._started[i] = time.monotonic()
+        out: dict[int, Trajectories] = {}
         while pending:
-            ready, _ = ray.wait(list(pending.values()), num_returns=1)
-            index = next(i for i, ref in pending.items() if ref == ready[0])
-            try:
-                out[index] = ray.get(pending.pop(index))
-            except (RayActorError, ActorUnavailableError) as err:
-                self._replace(index, err)
-                pending[index] = self.actors[index].sample.remote(weights_ref)
-        return out  # type: ignore[return-value]
+            wait_s = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+            ready, _ = ray.wait(list(pending.values()), num_returns=1, timeout=wait_s)
+            if ready:
+                index = next(i for i, ref in pending.items() if ref == ready[0])
+                try:
+                    out[index] = ray.get(pending.pop(index))
+                except (RayActorError, ActorUnavailableError) as err:
+                    self._replace(index, f"was lost ({type(err).__name__})")
+                    pending[index] = self.actors[index].sample.remote(weights_ref)
+                continue
+            for index, why in self._expired(pending, time.monotonic()):
+                del pending[index]
+                if why is None:
+                    self._drop(index)
+                else:
+                    self._replace(index, why)
+                    pending[index] = self.actors[index].sample.remote(weights_ref)
+            if deadline is not None and time.monotonic() >= deadline and pending:
+                raise DeadlinePassed
+        return [out[i] for i in sorted(out)]
 
     def shutdown(self) -> None:
-        for actor in self.actors:
+        for actor in self.actors.values():
             ray.kill(actor, no_restart=True)
-        self.actors = []
+        self.actors = {}
 
 
 class _OnDevice:

@@ -5,6 +5,7 @@ values, tunes) goes to rich as ``Text``, so it prints as it is, never as rich ma
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,7 +41,7 @@ def tune(sweep: Sweep, runs_dir: str | None, address: str | None, resume: str | 
     if new.storage:
         found = [storage.join(new.storage, name) for name in storage.folders(new.storage, prefix)]
     else:
-        found = [str(p) for p in sorted(new.runs_dir.glob(f"{prefix}*"), key=lambda p: p.stat().st_mtime)]
+        found = [str(p) for p in sorted(new.runs_dir.glob(glob.escape(prefix) + "*"), key=lambda p: p.stat().st_mtime)]
     if not found:
         raise UsageError(f"--resume: no earlier sweep {sweep.cfg.name!r} under "
                          f"{new.storage or new.runs_dir}")
