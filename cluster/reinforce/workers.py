@@ -109,8 +109,9 @@ class WorkerGroup:
         """Pending workers past a deadline: (index, None) to drop, (index, why) to replace."""
         out: list[tuple[int, str | None]] = []
         for index in pending:
+            placed = self._placed(index)     # (once placed, its clock restarts)
             waited = now - self._started[index]
-            if not self._placed(index):
+            if not placed:
                 if waited > self.placement_timeout_s:
                     out.append((index, None))
             elif waited > self.sample_timeout_s:
