@@ -12,23 +12,26 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import cartpole, cluster, dbvae, mnist, pong, supervised
+from benchmarks import cartpole, cluster, dbvae, mnist, pipeline, pong, supervised
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# name -> (function, results file, table rows). pong-learning (30 minutes) joins pong.json beside
-# the throughput keys; music (36 minutes) joins supervised.json; mnist alone writes mnist.json.
+# name -> (function, results file, table rows). pong-learning (~1.5 hours) and pipeline join
+# pong.json beside the throughput keys; music (36 minutes) joins supervised.json; mnist alone
+# writes mnist.json.
 BENCHMARKS = {
     "cartpole": (cartpole.run, "cartpole", cartpole.table_rows),
     "pong": (pong.run, "pong", pong.table_rows),
     "pong-learning": (pong.run_learning, "pong", pong.table_rows),
+    "pipeline": (pipeline.run, "pong", pipeline.table_rows),
     "mnist": (mnist.run, "mnist", mnist.table_rows),
     "dbvae": (dbvae.run, "dbvae", dbvae.table_rows),
     "cluster": (cluster.run, "cluster", cluster.table_rows),
     "supervised": (supervised.run, "supervised", supervised.table_rows),
     "music": (supervised.run_music, "supervised", supervised.table_rows),
 }
+DURATION = {"pong-learning": "~1.5 hours", "music": "~40 minutes", "pipeline": "~10 minutes"}
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
-DEFAULT = ["cartpole", "pong", "supervised", "dbvae", "cluster"]
+DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "dbvae", "cluster"]
 
 
 def machine() -> dict:
@@ -51,7 +54,7 @@ def main(names: list[str]) -> int:
     for name in names or DEFAULT:
         function, file_name, table_rows = BENCHMARKS[name]
         console.print(f"[bold]benchmark {name}[/bold] "
-                      f"({'30-40 minutes' if name in ('pong-learning', 'music') else 'a few minutes'})")
+                      f"({DURATION.get(name, 'a few minutes')})")
         result = function()
         result[f"measured_at_{name}"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         result["machine"] = machine()

@@ -51,7 +51,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     return reinforce.evaluate(args.run_dir, args.episodes, args.seed, args.sample, args.video,
-                              args.video_steps)
+                              args.video_steps, args.set, args.out)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -189,9 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="play the latest checkpoint's policy",
                        description="Play the policy of a run's latest checkpoint in one process "
-                                   "and print its returns (also written to RUN_DIR/eval.json).")
+                                   "and print the mean return and its spread (also written to "
+                                   "RUN_DIR/eval.json). --set changes how the game is played, "
+                                   "e.g. --set env.repeat_action_probability=0 (sticky actions "
+                                   "off); --seed picks unseen games.")
     p.add_argument("run_dir")
-    p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes to play (default 20)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an env.* key of the run's config for this evaluation, e.g. "
+                        "--set env.repeat_action_probability=0.25 (repeatable)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="write the results to FILE instead of RUN_DIR/eval.json")
     p.add_argument("--sample", action="store_true",
                    help="sample actions from the policy instead of taking the most likely one")
     p.add_argument("--seed", type=int, default=None, help="environment seed (default: the run's)")

@@ -103,3 +103,8 @@ class RolloutConfig:
     episodes_per_env: int = field(default=1, metadata={"ge": 1})
     """Whole episodes per environment per sample, on average (an environment that finishes early
     starts the next one); a batch holds num_workers x envs_per_worker x episodes_per_env episodes."""
+    pipeline: bool = False
+    """Overlap acting with learning: workers play the next batch with the weights they have while
+    the learner updates on the last one, so the policy that acted lags by one update; the loss
+    corrects with importance weights min(1, pi/mu). Pays when learning takes a large share of an
+    iteration (the course's CNN, a GPU learner with many workers); see docs/benchmarks.md."""

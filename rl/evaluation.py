@@ -13,7 +13,8 @@ from rl.policy import NumpyPolicy
 
 def evaluate(env_cfg: EnvConfig, policy_cfg: PolicyConfig, weights: Sequence[np.ndarray],
              episodes: int, seed: int, greedy: bool = True) -> dict[str, float]:
-    """``eval/*`` metrics over ``episodes`` episodes; greedy takes the most likely action."""
+    """``eval/*`` metrics over ``episodes`` episodes: the mean return, its spread (standard
+    deviation, standard error of the mean, min, max); greedy takes the most likely action."""
     policy = NumpyPolicy(policy_cfg)
     policy.set_weights(weights)
     env = make_env(env_cfg)
@@ -39,6 +40,7 @@ def evaluate(env_cfg: EnvConfig, policy_cfg: PolicyConfig, weights: Sequence[np.
         "eval/episodes": float(episodes),
         "eval/episode_return_mean": float(r.mean()),
         "eval/episode_return_std": float(r.std()),
+        "eval/episode_return_stderr": float(r.std(ddof=1) / np.sqrt(episodes)) if episodes > 1 else 0.0,
         "eval/episode_return_min": float(r.min()),
         "eval/episode_return_max": float(r.max()),
         "eval/episode_length_mean": float(np.mean(lengths)),

@@ -5,6 +5,7 @@ Call sequence::
     learner = ReinforceLearner(obs_shape, num_actions, policy_cfg, learner_cfg, seed)
     weights = learner.get_weights()          # broadcast to the rollout workers
     metrics = learner.update(batches)        # whole episodes from every worker
+    metrics = learner.update(batches, off_policy=True)  # acted with older weights: corrected
     state = learner.get_state()              # for a checkpoint; set_state(state) restores it
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from rl.config import LearnerConfig, PolicyConfig
-from rl.losses import reinforce_loss
+from rl.losses import reinforce_loss, truncated_importance_weights
 from rl.networks import build_policy
 from rl.returns import advantages
 from rl.trajectory import Trajectories
@@ -36,22 +37,30 @@ class ReinforceLearner:
         self.num_updates = 0
         # Closures, not bound methods: Ray adds a keyword to the methods of actor classes, which
         # would not fit the compiled functions' signatures.
-        self._chunk_grads = tf.function(lambda o, a, w, s: self._grads(o, a, w, s), input_signature=(
+        self._chunk_grads = tf.function(lambda o, a, w, b, c, s: self._grads(o, a, w, b, c, s),
+                                        input_signature=(
             tf.TensorSpec([None, *obs_shape], tf.float32),
             tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([], tf.bool),
             tf.TensorSpec([], tf.float32),
         ))
         self._apply = tf.function(lambda grads: self._apply_grads(grads))
 
     def _grads(self, obs: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor,
-               scale: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
-        """Gradient, loss and entropy of one chunk, scaled by its share of the batch."""
+               behaviour_logp: tf.Tensor, correct: tf.Tensor, scale: tf.Tensor):
+        """Gradient, loss, entropy and the importance weights' sum and count below 1 of one
+        chunk, the first three scaled by its share of the batch. ``correct``: weight each step
+        by ``truncated_importance_weights`` (else by 1, and ``behaviour_logp`` is unused)."""
         with tf.GradientTape() as tape:
             logits = self.model(obs, training=True)                    # [T, A]
-            loss, entropy = reinforce_loss(logits, actions, weights, self.cfg.entropy_coef)
+            rho = tf.where(correct, truncated_importance_weights(logits, actions, behaviour_logp),
+                           tf.ones_like(weights))                       # [T]
+            loss, entropy = reinforce_loss(logits, actions, weights * rho, self.cfg.entropy_coef)
             loss = loss * scale
-        return tape.gradient(loss, self.model.trainable_variables), loss, entropy * scale
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        return grads, loss, entropy * scale, tf.reduce_sum(rho), tf.reduce_sum(tf.cast(rho < 1, tf.float32))
 
     def _apply_grads(self, grads: list[tf.Tensor]) -> tf.Tensor:
         grad_norm = tf.linalg.global_norm(grads)
@@ -60,26 +69,34 @@ class ReinforceLearner:
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return grad_norm
 
-    def update(self, batches: Sequence[Trajectories]) -> dict[str, float]:
+    def update(self, batches: Sequence[Trajectories], off_policy: bool = False) -> dict[str, float]:
         """One gradient step on all the episodes of ``batches``; returns ``learner/*`` metrics.
 
         The loss is a mean over the batch's steps; a long batch goes through the network
         ``chunk_steps`` at a time and the chunks' gradients, weighted by their share, are summed
-        into that same gradient before the one optimizer step."""
+        into that same gradient before the one optimizer step. ``off_policy``: the batches were
+        played with older weights (their ``behaviour_logp`` says how likely each action was);
+        each step's weight is multiplied by min(1, pi/mu) (else by 1); ``learner/importance_weight_mean``
+        and ``learner/importance_weight_below_1`` (the share of steps down-weighted) report it."""
         start = time.perf_counter()
         batch = Trajectories.concat(batches) if len(batches) != 1 else batches[0]
+        if off_policy and batch.behaviour_logp is None:
+            raise ValueError("off_policy update: the batches hold no behaviour_logp")
+        behaviour = batch.behaviour_logp if off_policy else np.zeros(batch.num_steps, np.float32)
         adv = advantages(batch.rewards, batch.episode_lengths, self.cfg.gamma,
                          baseline=self.cfg.baseline, normalize=self.cfg.normalize_returns,
                          reset_on_reward=self.cfg.reset_on_reward)          # [T]
         total, chunk = batch.num_steps, self.cfg.chunk_steps
-        grads, loss, entropy = None, 0.0, 0.0
+        grads, loss, entropy, rho_sum, below = None, 0.0, 0.0, 0.0, 0.0
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
-            g, chunk_loss, chunk_entropy = self._chunk_grads(
+            g, chunk_loss, chunk_entropy, chunk_rho, chunk_below = self._chunk_grads(
                 tf.constant(batch.obs[lo:hi], tf.float32), tf.constant(batch.actions[lo:hi], tf.int32),
-                tf.constant(adv[lo:hi], tf.float32), tf.constant((hi - lo) / total, tf.float32))
+                tf.constant(adv[lo:hi], tf.float32), tf.constant(behaviour[lo:hi], tf.float32),
+                tf.constant(off_policy), tf.constant((hi - lo) / total, tf.float32))
             grads = g if grads is None else [x + y for x, y in zip(grads, g)]
             loss, entropy = loss + float(chunk_loss), entropy + float(chunk_entropy)
+            rho_sum, below = rho_sum + float(chunk_rho), below + float(chunk_below)
         grad_norm = self._apply(grads)
         self.num_updates += 1
         return {
@@ -87,6 +104,8 @@ class ReinforceLearner:
             "learner/entropy": entropy,
             "learner/grad_norm": float(grad_norm),
             "learner/batch_steps": float(total),
+            "learner/importance_weight_mean": rho_sum / total,     # 1 when not off_policy
+            "learner/importance_weight_below_1": below / total,
             "time/learn_s": time.perf_counter() - start,
         }
 

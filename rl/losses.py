@@ -1,4 +1,4 @@
-"""The REINFORCE loss, as a pure TensorFlow function."""
+"""The REINFORCE loss and its off-policy correction, as pure TensorFlow functions."""
 
 from __future__ import annotations
 
@@ -18,3 +18,16 @@ def reinforce_loss(logits: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor,
     entropy = tf.reduce_mean(-tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1))
     loss = tf.reduce_mean(neg_log_prob * weights) - entropy_coef * entropy
     return loss, entropy
+
+
+def truncated_importance_weights(logits: tf.Tensor, actions: tf.Tensor, behaviour_logp: tf.Tensor,
+                                 clip: float = 1.0) -> tf.Tensor:
+    """min(clip, pi(a|s) / mu(a|s)) per step, without gradient: [T].
+
+    pi is the policy being trained (``logits`` [T, A]), mu the one that acted (its log-probability
+    of each action, ``behaviour_logp`` [T]). Multiplying the REINFORCE weights by it corrects for
+    acting with older weights; clipping at 1, as V-trace's rho-bar, bounds the variance. Equal
+    policies give 1 everywhere: the plain REINFORCE gradient.
+    """
+    logp = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=actions, logits=logits)
+    return tf.stop_gradient(tf.minimum(tf.exp(logp - behaviour_logp), clip))

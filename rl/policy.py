@@ -99,6 +99,13 @@ def sample_actions(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (logits + rng.gumbel(size=logits.shape)).argmax(axis=1).astype(np.int32)
 
 
+def log_probs(logits: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[actions], row by row: [B, A], [B] -> [B] float32."""
+    top = logits.max(axis=1, keepdims=True)
+    log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    return (logits[np.arange(len(actions)), actions] - log_z).astype(np.float32)
+
+
 def weight_shapes(obs_shape: Sequence[int], num_actions: int, cfg: PolicyConfig) -> list[tuple[int, ...]]:
     """The shapes of the policy's weights, in ``get_weights()`` order, worked out without
     TensorFlow: what ``rl.networks.build_policy`` makes for these observations and actions."""
@@ -135,3 +142,9 @@ class NumpyPolicy:
     def act(self, obs: np.ndarray, rng: np.random.Generator, greedy: bool = False) -> np.ndarray:
         logits = self.logits(obs)
         return logits.argmax(axis=1).astype(np.int32) if greedy else sample_actions(logits, rng)
+
+    def act_logp(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Sampled actions [B] and the log-probability each had [B]."""
+        logits = self.logits(obs)
+        actions = sample_actions(logits, rng)
+        return actions, log_probs(logits, actions)

@@ -70,23 +70,26 @@ class RolloutWorker:
         cur_obs: list[list[np.ndarray]] = [[] for _ in range(n)]
         cur_act: list[list[int]] = [[] for _ in range(n)]
         cur_rew: list[list[float]] = [[] for _ in range(n)]
-        done_eps: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(n)]
+        cur_logp: list[list[float]] = [[] for _ in range(n)]
+        done_eps: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(n)]
         obs_dtype = np.float32 if np.issubdtype(np.asarray(last_obs[0]).dtype, np.floating) else None
         while active:
             batch_obs = np.asarray([last_obs[i] for i in active])                # [B, *obs_shape]
-            actions = self.policy.act(batch_obs, self.rng).tolist()          # one call, all envs
+            actions, logp = self.policy.act_logp(batch_obs, self.rng)       # one call, all envs
             still, first = [], []
-            for i, a in zip(active, actions):
+            for i, a, lp in zip(active, actions.tolist(), logp.tolist()):
                 cur_obs[i].append(last_obs[i])
                 o, r, terminated, truncated, _ = self.envs[i].step(a)
                 cur_act[i].append(a)
                 cur_rew[i].append(r)
+                cur_logp[i].append(lp)
                 reset = terminated or truncated
                 if reset:
                     done_eps[i].append((np.asarray(cur_obs[i], obs_dtype),
                                         np.asarray(cur_act[i], np.int32),
-                                        np.asarray(cur_rew[i], np.float32)))
-                    cur_obs[i], cur_act[i], cur_rew[i] = [], [], []
+                                        np.asarray(cur_rew[i], np.float32),
+                                        np.asarray(cur_logp[i], np.float32)))
+                    cur_obs[i], cur_act[i], cur_rew[i], cur_logp[i] = [], [], [], []
                     if to_start == 0:
                         continue
                     to_start -= 1
@@ -106,6 +109,7 @@ class RolloutWorker:
             actions=np.concatenate([e[1] for e in episodes]),
             rewards=np.concatenate([e[2] for e in episodes]),
             episode_lengths=np.asarray([len(e[1]) for e in episodes], np.int64),
+            behaviour_logp=np.concatenate([e[3] for e in episodes]),
         )
 
     def close(self) -> None:

@@ -13,13 +13,16 @@ class Trajectories:
     """Complete episodes stored back to back.
 
     obs: [T, *obs_shape]; actions: [T] int32; rewards: [T] float32;
-    episode_lengths: [E] int64, summing to T.
+    episode_lengths: [E] int64, summing to T; behaviour_logp: [T] float32, the log-probability
+    each action had under the policy that chose it (None when not recorded): what the learner
+    needs to correct for acting with weights one update old (``rollout.pipeline``).
     """
 
     obs: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
     episode_lengths: np.ndarray
+    behaviour_logp: np.ndarray | None = None
 
     @property
     def num_steps(self) -> int:
@@ -52,4 +55,6 @@ class Trajectories:
             actions=np.concatenate([p.actions for p in parts]),
             rewards=np.concatenate([p.rewards for p in parts]),
             episode_lengths=np.concatenate([p.episode_lengths for p in parts]),
+            behaviour_logp=(None if any(p.behaviour_logp is None for p in parts)
+                            else np.concatenate([p.behaviour_logp for p in parts])),
         )

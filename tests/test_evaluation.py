@@ -1,5 +1,7 @@
 """Evaluation and videos: seeded once, reproducible, every episode its own start."""
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -94,3 +96,43 @@ def test_pong_video_has_every_step_and_replays_from_its_seed():
     assert (a.frames[1:] != a.frames[:-1]).any()                     # not a still picture
     np.testing.assert_array_equal(a.frames, b.frames)
     assert not np.array_equal(a.frames, c.frames)
+
+
+# ------------------------------------------------------------------ labrun eval --set (the CLI)
+
+def test_eval_plays_under_overridden_env_settings_and_says_which(tmp_path):
+    """``--set env.*`` changes how the games are played, not the run's config; the settings and
+    the spread of the returns are written beside the mean."""
+    from helpers import run_cli
+    from test_run_data import make_run
+
+    run = make_run(tmp_path)
+    out_file = tmp_path / "short.json"
+    out = run_cli("eval", str(run), "--episodes", "3", "--seed", "7",
+                  "--set", "env.kwargs={max_episode_steps: 5}", "--out", str(out_file))
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads(out_file.read_text())
+    assert record["eval/episodes"] == 3 and record["eval/episode_length_mean"] <= 5
+    assert record["eval/episode_return_max"] <= 5               # CartPole: 1 a step, cut at 5
+    assert {"eval/episode_return_std", "eval/episode_return_stderr",
+            "eval/episode_return_min"} <= set(record)
+    assert record["settings"] == {"actions": "greedy", "seed": 7,
+                                  "overrides": ["env.kwargs={max_episode_steps: 5}"],
+                                  "env": {**record["settings"]["env"], "kwargs": {"max_episode_steps": 5}}}
+    assert "max_episode_steps" not in (run / "config.yaml").read_text()   # the run is unchanged
+    assert not (run / "eval.json").exists()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("learner.lr=0.1", "learner.lr: eval plays the trained policy: only env.* keys"),
+    ("env.repeat_action_probability=0.25", "only Atari environments (ALE/ ids) have it"),
+    ("policy.hidden_sizes=[8]", "only env.* keys"),
+])
+def test_eval_refuses_settings_it_cannot_play_under_with_exit_2(tmp_path, setting, message):
+    from helpers import run_cli
+    from test_run_data import make_run
+
+    run = make_run(tmp_path)
+    out = run_cli("eval", str(run), "--episodes", "1", "--set", setting)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr

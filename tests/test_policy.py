@@ -71,3 +71,25 @@ def test_sparse_first_layer_matches_the_dense_product_including_all_zero_rows():
     weights = [kernel, bias, rng.normal(size=(20, 3)).astype(np.float32), np.zeros(3, np.float32)]
     np.testing.assert_allclose(mlp_logits(weights, x), mlp_logits(weights, x.astype(np.float32)),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_log_probs_by_hand():
+    from rl.policy import log_probs
+
+    logits = np.log(np.array([[0.25, 0.75], [0.5, 0.5], [0.1, 0.9]])) + np.array([[3.0], [-2.0], [0.0]])
+    np.testing.assert_allclose(log_probs(logits, np.array([1, 0, 0])),
+                               np.log([0.75, 0.5, 0.1]), rtol=1e-6)
+
+
+def test_a_rollout_records_the_log_probability_of_each_action_it_chose():
+    from rl.config import EnvConfig, RolloutConfig
+    from rl.policy import log_probs, mlp_logits
+    from rl.rollout import RolloutWorker
+
+    w = RolloutWorker(EnvConfig(), PolicyConfig(), RolloutConfig(envs_per_worker=3), seed=0)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=s).astype(np.float32) for s in [(4, 32), (32,), (32, 2), (2,)]]
+    batch = w.sample(weights)
+    expected = log_probs(mlp_logits(weights, batch.obs), batch.actions)
+    np.testing.assert_allclose(batch.behaviour_logp, expected, rtol=1e-5, atol=1e-6)
+    assert batch.behaviour_logp.shape == (batch.num_steps,) and (batch.behaviour_logp < 0).all()

@@ -52,13 +52,13 @@ def test_sample_returns_whole_episodes_back_to_back():
 def test_one_batched_policy_call_per_step_for_all_environments(monkeypatch):
     w = worker(envs=5, episodes=1)
     calls = []
-    original = w.policy.act
+    original = w.policy.act_logp
 
-    def counting_act(obs, rng, greedy=False):
+    def counting_act(obs, rng):
         calls.append(len(obs))
-        return original(obs, rng, greedy)
+        return original(obs, rng)
 
-    monkeypatch.setattr(w.policy, "act", counting_act)
+    monkeypatch.setattr(w.policy, "act_logp", counting_act)
     batch = w.sample(random_weights())
     # one call per lockstep step: as many calls as the longest episode has steps,
     # each on the environments still playing

@@ -3,6 +3,7 @@ its storage URI), Ray, the Trainer, and the summary table. Each returns the comm
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -31,6 +32,7 @@ from cluster.storage import (
     split,
     staging_dir,
 )
+from supervised.files import atomic_write
 
 
 def train(lab: Any, cfg: ExperimentConfig, runs_dir: str | None, address: str | None,
@@ -185,28 +187,43 @@ def _summary_rows(result: RunResult, mirror: Mirror | None) -> list[tuple[str, s
 
 
 def evaluate(run_dir: str, episodes: int, seed: int | None, sample: bool, video: bool,
-             video_steps: int | None) -> int:
-    """``labrun eval``: the latest checkpoint's policy played in this process."""
+             video_steps: int | None, overrides: list[str] = (), out: str | None = None) -> int:
+    """``labrun eval``: the latest checkpoint's policy played in this process, under the run's
+    environment settings or ``overrides`` of them (``env.*`` keys: sticky actions on or off...)."""
     from rl.evaluation import evaluate as play
 
     folder = existing_run_dir(run_dir)
-    cfg = load_experiment(folder / CONFIG_FILE)
-    obs_shape, num_actions = check_env(cfg, str(folder / CONFIG_FILE))
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        if not key.startswith("env."):
+            raise ConfigError("eval plays the trained policy: only env.* keys (how the game is "
+                              "played) can be changed", source="--set", key=key)
+    if episodes < 1:
+        raise UsageError(f"--episodes: {episodes}: play at least one episode")
+    cfg = load_experiment(folder / CONFIG_FILE, overrides)
+    source = "--set" if overrides else str(folder / CONFIG_FILE)
+    obs_shape, num_actions = check_env(cfg, source)
     found = newest_checkpoint(folder, "evaluate")
-    check_fits(cfg, found, obs_shape, num_actions, [], str(folder / CONFIG_FILE))
+    check_fits(cfg, found, obs_shape, num_actions, overrides, source)
     ckpt, learner_state, counters = found.path, found.learner, found.counters
     seed = cfg.seed if seed is None else seed
     metrics = play(cfg.env, cfg.policy, learner_state["weights"], episodes, seed=seed,
                    greedy=not sample)
     metrics["eval/checkpoint_iteration"] = float(counters["iteration"])
-    (folder / "eval.json").write_text(json.dumps(metrics, indent=2))
+    metrics["eval/checkpoint_env_steps"] = float(counters["env_steps"])
+    record = {**metrics, "settings": {"actions": "sampled" if sample else "greedy", "seed": seed,
+                                      "overrides": list(overrides),
+                                      "env": dataclasses.asdict(cfg.env)}}
+    path = Path(out) if out else folder / "eval.json"
+    atomic_write(path, json.dumps(record, indent=2))
     rows = [(k.removeprefix("eval/"), f"{v:.2f}") for k, v in metrics.items()]
     if video:
         rows += [(f"video ({kind})", str(path)) for kind, path in _eval_video(
             cfg, learner_state["weights"], folder, counters["iteration"], seed, sample, video_steps)]
+    rows.append(("written to", str(path)))
     ConsoleProgress().summary(
         f"labrun eval: {folder.name} ({'sampled' if sample else 'greedy'} actions, "
-        f"checkpoint {ckpt.name})", rows)
+        f"checkpoint {ckpt.name}{''.join(', ' + o for o in overrides)})", rows)
     return EXIT_OK
 
 

@@ -33,7 +33,8 @@ from rl import episodes
 from rl.episodes import EpisodeStats
 
 LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "learner/batch_steps",
-                   "time/learn_s")
+                   "learner/policy_lag", "learner/importance_weight_mean",
+                   "learner/importance_weight_below_1", "time/learn_s")
 LOOP_METRICS = ("time/sample_s", "time/iteration_s", "time/env_steps_per_s",
                 "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
                 "counters/iteration", "counters/env_steps", "counters/episodes",
@@ -158,33 +159,51 @@ class Trainer:
 
     def _loop(self, workers: Any, learner: Any) -> str:
         """sample -> update -> broadcast, until a stop criterion is met; returns which. The
-        wall-time budget holds while waiting for workers too (``deadline``)."""
+        wall-time budget holds while waiting for workers too (``deadline``).
+
+        With ``rollout.pipeline`` the workers are asked for the next batch, with the weights
+        they have, before the learner updates on the last one: acting overlaps learning, and the
+        batch being learned from was played one update ago (``learner/policy_lag``), which the
+        loss corrects for (``off_policy``)."""
         import ray
 
         from cluster.reinforce.workers import DeadlinePassed
 
+        pipeline = self.cfg.rollout.pipeline
         clock = time.monotonic()
         weights = learner.get_weights()
         weights_ref = ray.put(weights)                        # one copy, read by every worker
+        version = asked = 0   # updates made in this loop: weights_ref's; the asked batch's weights'
+        if pipeline:
+            workers.submit(weights_ref)
         budget = self.cfg.stop.wall_time_s
         while True:
             start = time.perf_counter()
             deadline = None if budget is None else clock + budget - self.state.train_time_s
+            if not pipeline:
+                workers.submit(weights_ref)                  # sample: whole episodes, all workers
+                asked = version
             try:
-                batches = workers.sample(weights_ref, deadline)   # sample: whole episodes, all workers
+                batches = workers.collect(deadline)
             except DeadlinePassed:
                 self.state.train_time_s += time.monotonic() - clock
                 return (f"wall time budget reached ({budget:g} s) while waiting for rollout "
                         f"workers; the unfinished iteration was dropped")
-            sample_s = time.perf_counter() - start
-            learn_metrics = learner.update(batches)           # update: one gradient step
+            sample_s = time.perf_counter() - start   # with the pipeline: only the part not overlapped
+            lag = version - asked
+            if pipeline:
+                workers.submit(weights_ref)                  # the next batch, while this one trains
+                asked = version
+            learn_metrics = learner.update(batches, off_policy=pipeline)   # update: one step
+            version += 1
             weights = learner.get_weights()
             weights_ref = ray.put(weights)                    # broadcast
             iter_s = time.perf_counter() - start
             now = time.monotonic()
             self.state.train_time_s += now - clock
             clock = now
-            self.metrics = self._record(batches, learn_metrics, sample_s, iter_s, workers)
+            self.metrics = self._record(batches, {**learn_metrics, "learner/policy_lag": float(lag)},
+                                        sample_s, iter_s, workers)
             reason = self._after_iteration(learner, weights)
             if reason is not None:
                 return reason

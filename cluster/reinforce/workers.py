@@ -29,7 +29,8 @@ class DeadlinePassed(Exception):
 
 
 class WorkerGroup:
-    """The rollout actors of one run. Call sequence: ``sample(weights_ref)`` each iteration,
+    """The rollout actors of one run. Call sequence: ``sample(weights_ref)`` each iteration (or
+    ``submit(weights_ref)``, other work, then ``collect()``: acting beside learning),
     ``shutdown()`` at the end. Events (a worker lost, replaced, dropped) go to ``on_event``.
 
     Deadlines: a worker that Ray has not placed ``placement_timeout_s`` after it was started (no
@@ -61,6 +62,9 @@ class WorkerGroup:
         self.actors: dict[int, Any] = {}      # worker index -> actor; dropped ones are gone
         self._ready: dict[int, Any] = {}      # index -> ref that resolves once Ray placed it
         self._started: dict[int, float] = {}  # index -> when it was (re)started
+        self._pending: dict[int, Any] = {}    # index -> its sample's ref, submitted, not collected
+        self._collected: dict[int, Trajectories] = {}
+        self._weights_ref: Any = None
         for i in range(num_workers):
             self._start(i)
 
@@ -120,14 +124,27 @@ class WorkerGroup:
         return out
 
     def sample(self, weights_ref: Any, deadline: float | None = None) -> list[Trajectories]:
-        """One batch from every worker, in worker order; a lost or hung worker is replaced and
-        re-asked, one that cannot be placed is dropped. ``deadline`` (``time.monotonic()``):
-        ``DeadlinePassed`` once it passes with samples still missing."""
-        pending = {i: actor.sample.remote(weights_ref) for i, actor in self.actors.items()}
-        for i in pending:
+        """One batch from every worker, in worker order: ``submit`` then ``collect``."""
+        self.submit(weights_ref)
+        return self.collect(deadline)
+
+    def submit(self, weights_ref: Any) -> None:
+        """Asks every worker for a batch played with ``weights_ref``; returns at once."""
+        if self._pending:
+            raise RuntimeError("submit: the previous batch was not collected")
+        self._weights_ref = weights_ref
+        self._pending = {i: actor.sample.remote(weights_ref) for i, actor in self.actors.items()}
+        for i in self._pending:
             if i not in self._ready:
                 self._started[i] = time.monotonic()
-        out: dict[int, Trajectories] = {}
+
+    def collect(self, deadline: float | None = None) -> list[Trajectories]:
+        """The batches asked for by ``submit``, in worker order; a lost or hung worker is
+        replaced and re-asked, one that cannot be placed is dropped. ``deadline``
+        (``time.monotonic()``): ``DeadlinePassed`` once it passes with samples still missing
+        (the batch stays asked for: a later ``collect`` goes on waiting)."""
+        pending, weights_ref = self._pending, self._weights_ref
+        out = self._collected
         while pending:
             wait_s = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
             ready, _ = ray.wait(list(pending.values()), num_returns=1, timeout=wait_s)
@@ -148,6 +165,7 @@ class WorkerGroup:
                     pending[index] = self.actors[index].sample.remote(weights_ref)
             if deadline is not None and time.monotonic() >= deadline and pending:
                 raise DeadlinePassed
+        self._collected = {}
         return [out[i] for i in sorted(out)]
 
     def shutdown(self) -> None:
