@@ -82,9 +82,11 @@ class LearnerConfig:
     point is credited to the actions since the previous point, as in the course)."""
     normalize_returns: bool = True
     """Standardise the batch's returns to mean 0 and standard deviation 1 (as in the course)."""
-    baseline: Literal["none", "mean", "time_mean"] = "none"
+    baseline: Literal["none", "mean", "time_mean", "value"] = "none"
     """Subtracted from the returns before normalising: 'mean' is the batch mean; 'time_mean' is
-    the mean return at the same time step across the batch's episodes."""
+    the mean return at the same time step across the batch's episodes; 'value' is a learned
+    state value V(s), a network of the policy's shape with its own weights, fitted to the returns
+    by squared error in the same Adam step (REINFORCE with baseline; the workers never see it)."""
     entropy_coef: float = field(default=0.0, metadata={"ge": 0})
     """Weight of the entropy bonus in the loss (0 is plain REINFORCE)."""
     max_grad_norm: float | None = field(default=None, metadata={"gt": 0})

@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from rl.config import LearnerConfig, PolicyConfig
 from rl.losses import reinforce_loss, truncated_importance_weights
-from rl.networks import build_policy
-from rl.returns import advantages
+from rl.networks import build_policy, build_value
+from rl.returns import baseline_values, episode_returns, normalise
 from rl.trajectory import Trajectories
 
 
@@ -32,15 +32,22 @@ class ReinforceLearner:
                  cfg: LearnerConfig, seed: int = 0):
         self.cfg = cfg
         self.model = build_policy(obs_shape, num_actions, policy_cfg, seed)
+        self.value_model = build_value(obs_shape, policy_cfg, seed) if cfg.baseline == "value" else None
+        self.variables = self.model.trainable_variables + (
+            self.value_model.trainable_variables if self.value_model is not None else [])
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
-        self.optimizer.build(self.model.trainable_variables)
+        self.optimizer.build(self.variables)   # Adam's m and v: the policy's, then the value's
         self.num_updates = 0
+        obs_spec = tf.TensorSpec([None, *obs_shape], tf.float32)
+        self._values = None if self.value_model is None else tf.function(
+            lambda o: self.value_model(o, training=False)[:, 0], input_signature=(obs_spec,))
         # Closures, not bound methods: Ray adds a keyword to the methods of actor classes, which
         # would not fit the compiled functions' signatures.
-        self._chunk_grads = tf.function(lambda o, a, w, b, c, s: self._grads(o, a, w, b, c, s),
+        self._chunk_grads = tf.function(lambda o, a, w, g, b, c, s: self._grads(o, a, w, g, b, c, s),
                                         input_signature=(
-            tf.TensorSpec([None, *obs_shape], tf.float32),
+            obs_spec,
             tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([], tf.bool),
@@ -48,25 +55,32 @@ class ReinforceLearner:
         ))
         self._apply = tf.function(lambda grads: self._apply_grads(grads))
 
-    def _grads(self, obs: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor,
+    def _grads(self, obs: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor, returns: tf.Tensor,
                behaviour_logp: tf.Tensor, correct: tf.Tensor, scale: tf.Tensor):
-        """Gradient, loss, entropy and the importance weights' sum and count below 1 of one
-        chunk, the first three scaled by its share of the batch. ``correct``: weight each step
-        by ``truncated_importance_weights`` (else by 1, and ``behaviour_logp`` is unused)."""
+        """Gradient, policy loss, entropy, and the importance weights' sum and count below 1 of
+        one chunk, the loss and entropy scaled by its share of the batch.
+        ``correct``: weight each step by ``truncated_importance_weights`` (else by 1, and
+        ``behaviour_logp`` is unused). With a value baseline its squared error to ``returns``
+        joins the loss; the two networks share no weights, so neither term moves the other."""
         with tf.GradientTape() as tape:
             logits = self.model(obs, training=True)                    # [T, A]
             rho = tf.where(correct, truncated_importance_weights(logits, actions, behaviour_logp),
                            tf.ones_like(weights))                       # [T]
             loss, entropy = reinforce_loss(logits, actions, weights * rho, self.cfg.entropy_coef)
-            loss = loss * scale
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        return grads, loss, entropy * scale, tf.reduce_sum(rho), tf.reduce_sum(tf.cast(rho < 1, tf.float32))
+            value_loss = tf.constant(0.0)
+            if self.value_model is not None:
+                values = self.value_model(obs, training=True)[:, 0]    # [T]
+                value_loss = 0.5 * tf.reduce_mean(tf.square(values - returns))
+            total = (loss + value_loss) * scale
+        grads = tape.gradient(total, self.variables)
+        return (grads, loss * scale, entropy * scale, tf.reduce_sum(rho),
+                tf.reduce_sum(tf.cast(rho < 1, tf.float32)))
 
     def _apply_grads(self, grads: list[tf.Tensor]) -> tf.Tensor:
         grad_norm = tf.linalg.global_norm(grads)
         if self.cfg.max_grad_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, self.cfg.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        self.optimizer.apply_gradients(zip(grads, self.variables))
         return grad_norm
 
     def update(self, batches: Sequence[Trajectories], off_policy: bool = False) -> dict[str, float]:
@@ -83,16 +97,22 @@ class ReinforceLearner:
         if off_policy and batch.behaviour_logp is None:
             raise ValueError("off_policy update: the batches hold no behaviour_logp")
         behaviour = batch.behaviour_logp if off_policy else np.zeros(batch.num_steps, np.float32)
-        adv = advantages(batch.rewards, batch.episode_lengths, self.cfg.gamma,
-                         baseline=self.cfg.baseline, normalize=self.cfg.normalize_returns,
-                         reset_on_reward=self.cfg.reset_on_reward)          # [T]
         total, chunk = batch.num_steps, self.cfg.chunk_steps
+        returns = episode_returns(batch.rewards, batch.episode_lengths, self.cfg.gamma,
+                                  self.cfg.reset_on_reward)                 # [T]
+        values = None if self._values is None else np.concatenate([
+            self._values(tf.constant(batch.obs[lo:lo + chunk], tf.float32)).numpy()
+            for lo in range(0, total, chunk)])                              # [T], before the step
+        base = baseline_values(returns, batch.episode_lengths, self.cfg.baseline, values)
+        adv = returns - base
+        adv = normalise(adv) if self.cfg.normalize_returns else adv
         grads, loss, entropy, rho_sum, below = None, 0.0, 0.0, 0.0, 0.0
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
             g, chunk_loss, chunk_entropy, chunk_rho, chunk_below = self._chunk_grads(
                 tf.constant(batch.obs[lo:hi], tf.float32), tf.constant(batch.actions[lo:hi], tf.int32),
-                tf.constant(adv[lo:hi], tf.float32), tf.constant(behaviour[lo:hi], tf.float32),
+                tf.constant(adv[lo:hi], tf.float32), tf.constant(returns[lo:hi], tf.float32),
+                tf.constant(behaviour[lo:hi], tf.float32),
                 tf.constant(off_policy), tf.constant((hi - lo) / total, tf.float32))
             grads = g if grads is None else [x + y for x, y in zip(grads, g)]
             loss, entropy = loss + float(chunk_loss), entropy + float(chunk_entropy)
@@ -104,6 +124,7 @@ class ReinforceLearner:
             "learner/entropy": entropy,
             "learner/grad_norm": float(grad_norm),
             "learner/batch_steps": float(total),
+            "learner/baseline_mse": float(np.mean(np.square(returns - base))),   # before the step
             "learner/importance_weight_mean": rho_sum / total,     # 1 when not off_policy
             "learner/importance_weight_below_1": below / total,
             "time/learn_s": time.perf_counter() - start,
@@ -113,15 +134,24 @@ class ReinforceLearner:
         return [np.asarray(w) for w in self.model.get_weights()]
 
     def get_state(self) -> dict[str, Any]:
-        """Policy weights, optimizer state and the update counter, as NumPy arrays."""
+        """Policy weights, the value baseline's (if any), optimizer state and the update counter,
+        as NumPy arrays."""
         return {
             "weights": self.get_weights(),
+            "value_weights": ([] if self.value_model is None
+                              else [np.asarray(w) for w in self.value_model.get_weights()]),
             "optimizer": [np.asarray(v.numpy()) for v in self.optimizer.variables],
             "num_updates": self.num_updates,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
+        value_weights = state.get("value_weights", [])
+        if bool(value_weights) != (self.value_model is not None):
+            raise ValueError("checkpoint has " + ("a" if value_weights else "no") + " value "
+                             "baseline network, the learner " + ("has" if self.value_model else "has none"))
         self.model.set_weights(state["weights"])
+        if self.value_model is not None:
+            self.value_model.set_weights(value_weights)
         variables = self.optimizer.variables
         if len(variables) != len(state["optimizer"]):
             raise ValueError(f"checkpoint has {len(state['optimizer'])} optimizer variables, "

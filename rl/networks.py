@@ -7,7 +7,8 @@ import keras
 from rl.config import PolicyConfig
 
 
-def build_policy(obs_shape: tuple[int, ...], num_actions: int, cfg: PolicyConfig, seed: int) -> keras.Model:
+def build_policy(obs_shape: tuple[int, ...], num_actions: int, cfg: PolicyConfig, seed: int,
+                 name: str = "policy") -> keras.Model:
     """The course's policies: [Conv2D('same', activation)...] -> Flatten -> Dense(hidden, activation)
     layers -> Dense(num_actions) logits. CartPole's is one Dense(32); Pong's is the CNN.
 
@@ -26,4 +27,10 @@ def build_policy(obs_shape: tuple[int, ...], num_actions: int, cfg: PolicyConfig
     for units in cfg.hidden_sizes:
         layers.append(keras.layers.Dense(units, activation=cfg.activation, kernel_initializer=next(init)))
     layers.append(keras.layers.Dense(num_actions, kernel_initializer=next(init)))
-    return keras.Sequential(layers, name="policy")
+    return keras.Sequential(layers, name=name)
+
+
+def build_value(obs_shape: tuple[int, ...], cfg: PolicyConfig, seed: int) -> keras.Model:
+    """The learned baseline V(s) (``learner.baseline: value``): a network of the policy's shape,
+    its own weights, one output."""
+    return build_policy(obs_shape, 1, cfg, seed + 104_729, name="value")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["discounted_returns", "normalise", "time_mean_baseline", "advantages", "step_index"]
+__all__ = ["discounted_returns", "normalise", "time_mean_baseline", "episode_returns", "baseline_values",
+           "advantages", "step_index"]
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float, dones: np.ndarray | None = None,
@@ -56,22 +57,42 @@ def time_mean_baseline(returns: np.ndarray, episode_lengths: np.ndarray) -> np.n
     return (sums / counts)[t].astype(np.float32)
 
 
-def advantages(rewards: np.ndarray, episode_lengths: np.ndarray, gamma: float, *,
-               baseline: str = "none", normalize: bool = True,
-               reset_on_reward: bool = False) -> np.ndarray:
-    """The weight of each step's log-probability in the REINFORCE loss; shape [T].
-
-    Discounted returns per episode, minus the baseline ('none', 'mean' or 'time_mean'), then
-    standardised over the batch if ``normalize`` (the course's recipe).
-    """
+def episode_returns(rewards: np.ndarray, episode_lengths: np.ndarray, gamma: float,
+                    reset_on_reward: bool = False) -> np.ndarray:
+    """G_t of back-to-back episodes of the given lengths, each discounted on its own: [T]."""
     lengths = np.asarray(episode_lengths, dtype=np.int64)
     dones = np.zeros(int(lengths.sum()), bool)
     dones[np.cumsum(lengths) - 1] = True
-    g = discounted_returns(rewards, gamma, dones, reset_on_reward)
+    return discounted_returns(rewards, gamma, dones, reset_on_reward)
+
+
+def baseline_values(returns: np.ndarray, episode_lengths: np.ndarray, baseline: str,
+                    values: np.ndarray | None = None) -> np.ndarray:
+    """b_t subtracted from G_t: 'none' 0, 'mean' the batch mean, 'time_mean' the mean at the same
+    step index, 'value' the learned state values ``values`` [T]; shape [T] float32."""
+    g = np.asarray(returns, dtype=np.float32)
+    if baseline == "none":
+        return np.zeros_like(g)
     if baseline == "mean":
-        g = g - g.mean()
-    elif baseline == "time_mean":
-        g = g - time_mean_baseline(g, lengths)
-    elif baseline != "none":
-        raise ValueError(f"unknown baseline {baseline!r}")
-    return normalise(g) if normalize else g.astype(np.float32)
+        return np.full_like(g, g.mean())
+    if baseline == "time_mean":
+        return time_mean_baseline(g, episode_lengths)
+    if baseline == "value":
+        if values is None or np.shape(values) != g.shape:
+            raise ValueError(f"baseline 'value' needs one state value per step ({g.shape[0]})")
+        return np.asarray(values, dtype=np.float32)
+    raise ValueError(f"unknown baseline {baseline!r}")
+
+
+def advantages(rewards: np.ndarray, episode_lengths: np.ndarray, gamma: float, *,
+               baseline: str = "none", normalize: bool = True,
+               reset_on_reward: bool = False, values: np.ndarray | None = None) -> np.ndarray:
+    """The weight of each step's log-probability in the REINFORCE loss; shape [T].
+
+    Discounted returns per episode, minus the baseline ('none', 'mean', 'time_mean' or 'value'
+    with the learned ``values``), then standardised over the batch if ``normalize`` (the
+    course's recipe).
+    """
+    g = episode_returns(rewards, episode_lengths, gamma, reset_on_reward)
+    adv = g - baseline_values(g, episode_lengths, baseline, values)
+    return normalise(adv) if normalize else adv.astype(np.float32)

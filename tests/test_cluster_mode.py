@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -77,26 +78,32 @@ def test_submit_runs_cartpole_as_a_job_and_writes_to_the_storage_path(cluster, t
     assert logs.returncode == 0 and "iteration" in logs.stdout
 
 
-def test_stop_gives_a_job_its_grace_period_for_the_final_checkpoint(cluster, tmp_path):
-    """`labrun stop`: the job gets SIGTERM with the grace period it was submitted with, writes
-    its final checkpoint (not one of checkpoint_every's) and says why it stopped; stop waits
-    for the end and prints it."""
+def submit_running(env: dict, storage: Path, *options: str) -> tuple[str, Path]:
+    """``labrun submit --no-wait`` of CartPole with no stop but the given ones (2 envs a worker),
+    returned once its run has made three iterations: (job id, run folder under ``storage``)."""
     from helpers import wait_for
 
-    env, _ = cluster
-    storage = tmp_path / "shared"
     out = run_cli("submit", "configs/cartpole.yaml", "--storage", str(storage), "--no-wait",
-                  "--stop-grace", "90", "--set", "stop.mean_return=null",
-                  "--set", "stop.env_steps=null", "--set", "stop.wall_time_s=600",
-                  "--set", "rollout.num_workers=1", "--set", "rollout.envs_per_worker=2",
-                  "--set", "output.checkpoint_every=1000", env=env, timeout=120)
+                  "--set", "stop.mean_return=null", "--set", "stop.env_steps=null",
+                  "--set", "rollout.envs_per_worker=2", *options, env=env, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     job = re.search(r"submitted (\S+)", out.stdout).group(1)
 
     def iterating():
         runs = list(storage.glob("*/metrics.*")) if storage.exists() else []
         return runs and len(read_metrics(runs[0].parent)) >= 3 and runs[0].parent
-    run_dir = wait_for(iterating, 180, 0.5, "the run's third iteration")
+    return job, wait_for(iterating, 180, 0.5, "the run's third iteration")
+
+
+def test_stop_gives_a_job_its_grace_period_for_the_final_checkpoint(cluster, tmp_path):
+    """`labrun stop`: the job gets SIGTERM with the grace period it was submitted with, writes
+    its final checkpoint (not one of checkpoint_every's) and says why it stopped; stop waits
+    for the end and prints it."""
+
+    env, _ = cluster
+    job, run_dir = submit_running(env, tmp_path / "shared", "--stop-grace", "90",
+                                  "--set", "stop.wall_time_s=600", "--set", "rollout.num_workers=1",
+                                  "--set", "output.checkpoint_every=1000")
     out = run_cli("stop", job, env=env, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "it has 90 s to write its final checkpoint" in out.stdout, out.stdout
@@ -126,22 +133,11 @@ def test_a_run_survives_losing_a_worker_node(cluster, tmp_path):
     two; the run log says each step, and the job succeeds."""
     import psutil
 
-    from helpers import wait_for
 
     env, recorded = cluster
-    storage = tmp_path / "shared"
-    out = run_cli("submit", "configs/cartpole.yaml", "--storage", str(storage), "--no-wait",
-                  "--set", "stop.mean_return=null", "--set", "stop.env_steps=null",
-                  "--set", "stop.wall_time_s=45", "--set", "rollout.num_workers=4",
-                  "--set", "rollout.envs_per_worker=2", "--set", "resources.placement_timeout_s=5",
-                  env=env, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    job = re.search(r"submitted (\S+)", out.stdout).group(1)
-
-    def iterating():
-        runs = list(storage.glob("*/metrics.*")) if storage.exists() else []
-        return runs and len(read_metrics(runs[0].parent)) >= 3 and runs[0].parent
-    run_dir = wait_for(iterating, 180, 0.5, "the run's third iteration")
+    job, run_dir = submit_running(env, tmp_path / "shared", "--set", "stop.wall_time_s=45",
+                                  "--set", "rollout.num_workers=4",
+                                  "--set", "resources.placement_timeout_s=5")
     kill_node(psutil.Process(recorded["raylet_pids"][1]))                 # the worker node
     followed = run_cli("logs", job, "--follow", env=env, timeout=400)
     assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout

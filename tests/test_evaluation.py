@@ -103,8 +103,9 @@ def test_pong_video_has_every_step_and_replays_from_its_seed():
 def test_eval_plays_under_overridden_env_settings_and_says_which(tmp_path):
     """``--set env.*`` changes how the games are played, not the run's config; the settings and
     the spread of the returns are written beside the mean."""
-    from helpers import run_cli
     from test_run_data import make_run
+
+    from helpers import run_cli
 
     run = make_run(tmp_path)
     out_file = tmp_path / "short.json"
@@ -129,8 +130,9 @@ def test_eval_plays_under_overridden_env_settings_and_says_which(tmp_path):
     ("policy.hidden_sizes=[8]", "only env.* keys"),
 ])
 def test_eval_refuses_settings_it_cannot_play_under_with_exit_2(tmp_path, setting, message):
-    from helpers import run_cli
     from test_run_data import make_run
+
+    from helpers import run_cli
 
     run = make_run(tmp_path)
     out = run_cli("eval", str(run), "--episodes", "1", "--set", setting)

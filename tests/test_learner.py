@@ -239,3 +239,48 @@ def test_a_clip_norm_above_the_gradient_norm_changes_nothing():
     loose.update([batch])
     for a, b in zip(free.get_weights(), loose.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ a learned value baseline
+
+def numpy_values(learner, obs):
+    from rl.policy import mlp_logits
+
+    return mlp_logits([np.asarray(w) for w in learner.value_model.get_weights()],
+                      obs.astype(np.float32))[:, 0]                        # [T]
+
+
+def test_value_baseline_weights_log_probs_by_return_minus_the_state_value():
+    """adv = G - V(s) with V from the value network before the step (gamma 0.5 returns of
+    hand_batch: [-0.25, -0.5, 1 | 1, 2]); learner/baseline_mse = mean((G - V)^2)."""
+    learner = make_learner(gamma=0.5, normalize_returns=False, baseline="value")
+    obs, actions, rewards = hand_batch()
+    p, v = numpy_probs(learner, obs), numpy_values(learner, obs)
+    g = np.array([-0.25, -0.5, 1.0, 1.0, 2.0])
+    metrics = learner.update([Trajectories(obs, actions, rewards, np.array([3, 2]))])
+    assert metrics["learner/loss"] == pytest.approx(hand_loss(p, actions, g - v), rel=1e-5, abs=1e-6)
+    assert metrics["learner/baseline_mse"] == pytest.approx(np.mean((g - v) ** 2), rel=1e-5)
+
+
+def test_the_value_network_learns_the_returns_and_leaves_the_workers_weights_alone():
+    learner = make_learner(gamma=0.5, normalize_returns=False, baseline="value", lr=0.01)
+    obs, actions, rewards = hand_batch()
+    batch = Trajectories(obs, actions, rewards, np.array([3, 2]))
+    first = learner.update([batch])["learner/baseline_mse"]
+    for _ in range(150):
+        last = learner.update([batch])["learner/baseline_mse"]
+    assert last < 0.1 * first
+    assert [w.shape for w in learner.get_weights()] == [(4, 32), (32,), (32, 2), (2,)]  # policy only
+
+
+def test_value_baseline_state_round_trips_and_a_learner_without_one_refuses_it():
+    learner = make_learner(baseline="value")
+    obs, actions, rewards = hand_batch()
+    learner.update([Trajectories(obs, actions, rewards, np.array([3, 2]))])
+    state = learner.get_state()
+    assert [w.shape for w in state["value_weights"]] == [(4, 32), (32,), (32, 1), (1,)]
+    restored = make_learner(baseline="value")
+    restored.set_state(state)
+    np.testing.assert_array_equal(numpy_values(restored, obs), numpy_values(learner, obs))
+    with pytest.raises(ValueError, match="value baseline"):
+        make_learner().set_state(state)

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from rl.returns import advantages, discounted_returns, normalise, step_index, time_mean_baseline
+from rl.returns import (
+    advantages,
+    baseline_values,
+    discounted_returns,
+    normalise,
+    step_index,
+    time_mean_baseline,
+)
 
 
 def test_gamma_zero_returns_are_the_rewards():
@@ -97,3 +104,14 @@ def test_advantages_restart_the_discounting_at_points_when_asked():
     # no reset: G1 = -1 + 0.5 * 0.5 = -0.75, G0 = -0.375
     np.testing.assert_allclose(advantages(r, lengths, 0.5, normalize=False),
                                [-0.375, -0.75, 0.5, 1.0])
+
+
+def test_a_learned_value_baseline_is_subtracted_step_by_step():
+    rewards, lengths = np.array([0.0, 1.0, 0.0, 2.0], np.float32), np.array([2, 2])
+    values = np.array([0.5, 1.0, -1.0, 2.0], np.float32)
+    # gamma 0.5: returns [0.5, 1 | 1, 2]
+    np.testing.assert_allclose(advantages(rewards, lengths, 0.5, baseline="value", values=values,
+                                          normalize=False), [0.0, 0.0, 2.0, 0.0])
+    np.testing.assert_allclose(baseline_values(np.array([0.5, 1, 1, 2]), lengths, "mean"), [1.125] * 4)
+    with pytest.raises(ValueError, match="one state value per step"):
+        advantages(rewards, lengths, 0.5, baseline="value")

@@ -207,6 +207,21 @@ def test_a_misfit_names_the_part_of_the_config_at_fault():
     assert checkpoint.misfit(state, (4,), 2, mlp)[0] == "learner"
 
 
+def test_a_value_baseline_is_saved_loaded_and_must_match_the_config(tmp_path):
+    from rl.config import LearnerConfig, PolicyConfig
+    from rl.learner import ReinforceLearner
+
+    state = ReinforceLearner((4,), 2, PolicyConfig(), LearnerConfig(baseline="value")).get_state()
+    assert checkpoint.misfit(state, (4,), 2, PolicyConfig(), value=True) is None   # Adam's too
+    path = checkpoint.save(tmp_path, 1, state, {"iteration": 1}, keep=2)
+    loaded, _ = checkpoint.load(path)
+    for saved, read in zip(state["value_weights"], loaded["value_weights"], strict=True):
+        np.testing.assert_array_equal(saved, read)
+    assert checkpoint.misfit(loaded, (4,), 2, PolicyConfig())[0] == "learner.baseline"
+    assert checkpoint.misfit(learner_state(), (4,), 2, PolicyConfig(), value=True) == \
+        ("learner.baseline", "it has no learned value baseline to continue")
+
+
 # ------------------------------------------------------------------------------ metrics file
 
 

@@ -56,6 +56,7 @@ def save(ckpt_root: Path, iteration: int, learner_state: dict[str, Any], counter
     """Writes checkpoint ``iteration`` and deletes all but the newest ``keep``. NonFinite (and
     nothing written, nothing deleted) if an array of the learner's state holds NaN or inf."""
     arrays = {f"weights_{i}": w for i, w in enumerate(learner_state["weights"])}
+    arrays |= {f"value_weights_{i}": w for i, w in enumerate(learner_state.get("value_weights", []))}
     arrays |= {f"optimizer_{i}": v for i, v in enumerate(learner_state["optimizer"])}
     for name, value in arrays.items():
         value = np.asarray(value)
@@ -135,8 +136,10 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         with np.load(path / "learner.npz") as data:
             n_w = sum(k.startswith("weights_") for k in data.files)
             n_o = sum(k.startswith("optimizer_") for k in data.files)
+            n_v = sum(k.startswith("value_weights_") for k in data.files)
             learner = {
                 "weights": [data[f"weights_{i}"] for i in range(n_w)],   # reads (and CRC-checks)
+                "value_weights": [data[f"value_weights_{i}"] for i in range(n_v)],
                 "optimizer": [data[f"optimizer_{i}"] for i in range(n_o)],
                 "num_updates": state.pop("num_updates"),
             }
@@ -177,17 +180,25 @@ def newest_intact(ckpt_root: Path) -> Found:
 
 
 def misfit(learner_state: dict[str, Any], obs_shape: tuple[int, ...], num_actions: int,
-           policy: PolicyConfig) -> tuple[str, str] | None:
-    """None if the learner state fits the policy (and its Adam) that ``policy`` builds for these
-    observations and actions, else (the part of the config at fault, why): the arrays' shapes
-    compared with ``rl.policy.weight_shapes``, no TensorFlow. The part: ``policy.conv``,
-    ``policy.hidden_sizes``, or ``env`` (the observations' shape, the number of actions)."""
+           policy: PolicyConfig, value: bool = False) -> tuple[str, str] | None:
+    """None if the learner state fits the policy (its value baseline network if ``value``, and
+    their Adam) that ``policy`` builds for these observations and actions, else (the part of the
+    config at fault, why): the arrays' shapes compared with ``rl.policy.weight_shapes``, no
+    TensorFlow. The part: ``policy.conv``, ``policy.hidden_sizes``, ``env`` (the observations'
+    shape, the number of actions) or ``learner.baseline``."""
     want = weight_shapes(obs_shape, num_actions, policy)
     got = [tuple(np.shape(w)) for w in learner_state["weights"]]
     if got != want:
         return _part_at_fault(got, want, len(policy.conv)), \
             f"its policy weights are {_shapes(got)}, this config's {_shapes(want)}"
-    want_opt = [(), ()] + [shape for shape in want for _ in "mv"]  # Adam: step, rate, m and v
+    saved_value = bool(learner_state.get("value_weights"))
+    if saved_value != value:
+        return "learner.baseline", ("it has a learned value baseline, this config's baseline is "
+                                    "not 'value'" if saved_value else
+                                    "it has no learned value baseline to continue")
+    want_value = weight_shapes(obs_shape, 1, policy) if value else []
+    # Adam: step, rate, then m and v of each array: the policy's, then the value network's
+    want_opt = [(), ()] + [shape for shape in want + want_value for _ in "mv"]
     got_opt = [tuple(np.shape(v)) for v in learner_state["optimizer"]]
     if got_opt != want_opt:
         return "learner", f"its optimizer state is {_shapes(got_opt)}, Adam's {_shapes(want_opt)}"

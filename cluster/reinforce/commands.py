@@ -113,7 +113,8 @@ def check_fits(cfg: ExperimentConfig, found: checkpoint.Found, obs_shape: tuple[
                num_actions: int, overrides: list[str], source: str) -> None:
     """ConfigError if the checkpoint does not fit the policy ``cfg`` builds, naming the key at
     fault: the ``--set`` key under that part of the config if there is one, else the part."""
-    misfit = checkpoint.misfit(found.learner, obs_shape, num_actions, cfg.policy)
+    misfit = checkpoint.misfit(found.learner, obs_shape, num_actions, cfg.policy,
+                               value=cfg.learner.baseline == "value")
     if misfit is None:
         return
     part, why = misfit

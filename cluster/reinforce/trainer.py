@@ -33,6 +33,7 @@ from rl import episodes
 from rl.episodes import EpisodeStats
 
 LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "learner/batch_steps",
+                   "learner/baseline_mse",
                    "learner/policy_lag", "learner/importance_weight_mean",
                    "learner/importance_weight_below_1", "time/learn_s")
 LOOP_METRICS = ("time/sample_s", "time/iteration_s", "time/env_steps_per_s",
