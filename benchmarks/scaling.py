@@ -2,8 +2,8 @@
 size on this machine, and a model that extrapolates from those per-part costs to 16, 64 and 256
 cores with a GPU learner. Writes benchmarks/results/scaling.json and scaling_*.png.
 
-Measured, in one run (``make bench``, about 7 minutes on 2 cores), with fixed random-weight
-policies and nothing learning:
+Measured, in one run (``make bench``; 10 minutes on 2 heavily shared cores, fewer on quiet ones),
+with fixed random-weight policies and nothing learning:
 
 - sampling: env steps/s (and emulator frames/s for Pong) of Ray rollout workers
   (``WorkerGroup.sample``) against the number of workers, 1 up to the machine's cores and one
@@ -66,7 +66,7 @@ class Plan:
     batch_steps: tuple[int, ...] = (1024, 4096, 16384, 65536)
     """Learner points of the MLPs (CartPole, Pong MLP)."""
     cnn_batch_steps: tuple[int, ...] = (1024, 4096, 16384)
-    """The CNN in one chunk (its activations grow with the batch: ~0.14 MB a step)."""
+    """The CNN in one chunk (its memory grows with the batch: about 0.17 MB a step)."""
     chunked_batch_steps: tuple[int, ...] = (16384, 32768)
     """The CNN in chunks of ``chunk_steps`` (below it, the same computation as one chunk)."""
     chunk_steps: int = 8192
