@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import cartpole, cluster, dbvae, mnist, pipeline, pong, supervised
+from benchmarks import cartpole, cluster, dbvae, mnist, pipeline, pong, scaling, supervised
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (function, results file, table rows). pong-learning (~1.5 hours) and pipeline join
@@ -26,12 +26,14 @@ BENCHMARKS = {
     "mnist": (mnist.run, "mnist", mnist.table_rows),
     "dbvae": (dbvae.run, "dbvae", dbvae.table_rows),
     "cluster": (cluster.run, "cluster", cluster.table_rows),
+    "scaling": (scaling.run, "scaling", scaling.table_rows),
     "supervised": (supervised.run, "supervised", supervised.table_rows),
     "music": (supervised.run_music, "supervised", supervised.table_rows),
 }
-DURATION = {"pong-learning": "~1.5 hours", "music": "~40 minutes", "pipeline": "~10 minutes"}
+DURATION = {"pong-learning": "~1.5 hours", "music": "~40 minutes", "pipeline": "~10 minutes",
+            "scaling": "~6-10 minutes"}
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
-DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "dbvae", "cluster"]
+DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "dbvae", "cluster", "scaling"]
 
 
 def machine() -> dict:
