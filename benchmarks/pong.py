@@ -42,6 +42,7 @@ RANDOM_GAMES = 20
 FRAMES = (20_000_000, 40_000_000)   # bench-pong's evaluation points, in emulator frames
 EVAL_GAMES = 20
 EVAL_SEED = 1_000_003
+RUNS = REPO / "runs" / "bench-pong"  # bench-pong's run, kept: an interrupted benchmark continues it
 CONFIG = "configs/pong_mlp.yaml"
 CNN_CONFIG = "configs/pong.yaml"
 
@@ -203,7 +204,12 @@ DETERMINISTIC = ["--set", "env.repeat_action_probability=0"]
 
 def run_learning() -> dict:
     """``make bench-pong``: the random baseline; CONFIG trained under sticky actions to 20 M
-    emulator frames, evaluated; resumed to 40 M, evaluated again, also without sticky actions."""
+    emulator frames, evaluated; resumed to 40 M, evaluated again, also without sticky actions.
+
+    The run lives in runs/bench-pong/ and each step is done once: an interrupted benchmark (a
+    machine that went away after 30 M frames) continues where it stopped when run again, from
+    the run's last checkpoint. Remove runs/bench-pong/ to start over."""
+    from cluster.reinforce import checkpoint
     from rl.envs import frameskip
 
     cfg = _load(CONFIG)
@@ -211,21 +217,36 @@ def run_learning() -> dict:
         raise RuntimeError(f"{CONFIG} must train under sticky actions")
     skip = frameskip(cfg.env)
     random_mean, random_returns = random_policy_return(CONFIG, RANDOM_GAMES)
-    runs = REPO / "runs" / "bench-pong"
+    runs = RUNS
     runs.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    _finish(_labrun("train", CONFIG, "--runs-dir", str(runs), "--set", "stop.mean_return=null",
-                    "--set", f"stop.env_steps={FRAMES[0] // skip}", "--set", "output.video_every=null",
-                    "--set", "output.checkpoint_every=20"), "labrun train")
-    run_dir = max(runs.iterdir(), key=lambda p: p.stat().st_mtime)
-    evals = {"20M": evaluate_run(run_dir, "20M", {"greedy": STICKY, "sampled": [*STICKY, "--sample"]})}
-    rows_20 = read_rows(run_dir)
-    _finish(_labrun("resume", str(run_dir), "--set", f"stop.env_steps={FRAMES[1] // skip}"),
-            "labrun resume")
-    evals["40M"] = evaluate_run(run_dir, "40M", {
-        "greedy": STICKY, "sampled": [*STICKY, "--sample"],
-        "deterministic_greedy": DETERMINISTIC, "deterministic_sampled": [*DETERMINISTIC, "--sample"]})
+    found = sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
+    if not found:
+        print(f"training {CONFIG} to {FRAMES[0]:,} frames under sticky actions, in {runs}")
+        _finish(_labrun("train", CONFIG, "--runs-dir", str(runs), "--set", "stop.mean_return=null",
+                        "--set", f"stop.env_steps={FRAMES[0] // skip}",
+                        "--set", "output.video_every=null", "--set", "output.checkpoint_every=20"),
+                "labrun train")
+        found = sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
+    run_dir = found[-1]
+    evals = {}
+    for label, frames, settings in (
+            ("20M", FRAMES[0], {"greedy": STICKY, "sampled": [*STICKY, "--sample"]}),
+            ("40M", FRAMES[1], {"greedy": STICKY, "sampled": [*STICKY, "--sample"],
+                                "deterministic_greedy": DETERMINISTIC,
+                                "deterministic_sampled": [*DETERMINISTIC, "--sample"]})):
+        done = {name: run_dir / f"eval_{label}_{name}.json" for name in settings}
+        if all(p.is_file() for p in done.values()):
+            evals[label] = {name: json.loads(p.read_text()) for name, p in done.items()}
+            continue
+        steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
+        if steps < frames // skip:      # (also the first leg, when a kill cut it short)
+            print(f"continuing {run_dir.name} from {steps * skip:,} to {frames:,} frames")
+            _finish(_labrun("resume", str(run_dir), "--set", f"stop.env_steps={frames // skip}"),
+                    "labrun resume")
+        evals[label] = evaluate_run(run_dir, label, settings)
     rows = read_rows(run_dir)
+    at_20 = evals["20M"]["greedy"]["eval/checkpoint_env_steps"]
+    rows_20 = [r for r in rows if r["counters/env_steps"] <= at_20]
     points = {k: (e["greedy"]["eval/checkpoint_env_steps"] * skip,
                   e["greedy"]["eval/episode_return_mean"]) for k, e in evals.items()}
     curve = plot_learning(rows, skip, random_mean, points, RESULTS / "pong_learning_curve.png")
@@ -255,7 +276,6 @@ def run_learning() -> dict:
         "frames_40M": int(rows[-1]["counters/env_steps"] * skip),
         "train_minutes_20M": round(rows_20[-1]["time/train_s"] / 60, 1),
         "train_minutes_40M": round(rows[-1]["time/train_s"] / 60, 1),
-        "learning_process_minutes": round((time.time() - start) / 60, 1),
         "learning_games": int(rows[-1]["counters/episodes"]),
         "learning_iterations": int(rows[-1]["counters/iteration"]),
         "curve_png": str(curve.relative_to(REPO)),
