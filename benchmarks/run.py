@@ -16,7 +16,8 @@ from benchmarks import cartpole, cluster, dbvae, mnist, pong, supervised
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (function, results file, table rows). pong-learning (30 minutes) joins pong.json beside
-# the throughput keys; music (36 minutes) joins supervised.json; mnist alone writes mnist.json.
+# the throughput keys; music (36 minutes) and music-check (a minute: the music checks on corpus
+# tunes) join supervised.json; mnist alone writes mnist.json.
 BENCHMARKS = {
     "cartpole": (cartpole.run, "cartpole", cartpole.table_rows),
     "pong": (pong.run, "pong", pong.table_rows),
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "cluster": (cluster.run, "cluster", cluster.table_rows),
     "supervised": (supervised.run, "supervised", supervised.table_rows),
     "music": (supervised.run_music, "supervised", supervised.table_rows),
+    "music-check": (supervised.run_music_check, "supervised", supervised.table_rows),
 }
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
 DEFAULT = ["cartpole", "pong", "supervised", "dbvae", "cluster"]

@@ -295,3 +295,11 @@ def _check_tied(tied: Token, rest: list[Token], where: str) -> None:
         raise NotUnderstood(f"{where}: tie from {tied.text!r} to no note")
     if tied.kind == nxt.kind == "note" and tied.pitch != nxt.pitch:
         raise NotUnderstood(f"{where}: tie between different pitches {tied.text!r} and {nxt.text!r}")
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without its position and its quoted tokens, for counting reasons:
+    "line 7, col 3: broken rhythm '>' between unequal notes 'A2' and 'B'" ->
+    "broken rhythm … between unequal notes … and …"."""
+    reason = re.sub(r"^(?:line \d+(?:, col \d+)?|end of tune): ", "", reason)
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "…", reason)

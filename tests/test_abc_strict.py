@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from supervised.abc_strict import NotUnderstood, check_field, check_strict, tokenize, tokenize_line
+from benchmarks.abc_reference import abc2midi_errors, agreement
+from supervised.abc_strict import (
+    NotUnderstood,
+    check_field,
+    check_strict,
+    reason_kind,
+    tokenize,
+    tokenize_line,
+)
 from supervised.data import DATA_DIR_ENV
 from supervised.tunes import extract_songs
 
@@ -181,3 +189,26 @@ def test_irish_abc_is_accepted_but_for_its_three_slips():
         "X:147": "line 9: malformed M: field '9/8 EDC DA,B, CDE|!'",
         "X:173": "line 9, col 9: unknown token 'sedf|efed cA'",
     }
+
+
+def test_reason_kinds_drop_positions_and_tokens():
+    assert reason_kind("line 7, col 3: broken rhythm '>' between unequal notes 'A2' and 'B'") == \
+        "broken rhythm … between unequal notes … and …"
+    assert reason_kind("line 8: field 'Z:' inside the body") == "field … inside the body"
+    assert reason_kind("end of tune: a tuplet misses 1 notes") == "a tuplet misses 1 notes"
+    assert reason_kind('line 7, col 1: malformed note "c\',"') == "malformed note …"
+
+
+def test_abc2midi_output_and_the_agreement_table_by_hand():
+    """The benchmark's reading of abc2midi (benchmarks/abc_reference.py), without abc2midi."""
+    output = ("4.84 January 20 2023 abc2midi\n"
+              "Warning in line-char 7-3 : Track 0 Bar 12 has 3/2 time units\n"
+              "Error in line-char 17-48 :  found [1 or like before |:\n"
+              "writing MIDI file t.mid\n")
+    assert abc2midi_errors(output) == ["found [1 or like before |:"]
+    assert abc2midi_errors("Warning in line-char 6-0 : Assuming repeat\n") == []
+    table = agreement([True, True, False, True, False], [True, False, False, True, True])
+    assert table == {"strict valid, abc2midi accepts": 2, "strict valid, abc2midi rejects": 1,
+                     "strict invalid, abc2midi accepts": 1, "strict invalid, abc2midi rejects": 1}
+    with pytest.raises(ValueError):
+        agreement([True], [])
