@@ -194,7 +194,7 @@ def _next_token(line: str, i: int, where: str) -> tuple[Token | None, int]:
 
 
 def _note(m: re.Match, where: str) -> Token:
-    accidental, letter, octave, num, slashes, den = m.groups()
+    _, letter, octave, num, slashes, den = m.groups()
     if len(set(octave)) > 1:
         raise NotUnderstood(f"{where}: malformed note {m.group()!r} (mixed octave marks)")
     return Token("note", m.group(), where, _length(num, slashes, den, m.group(), where), letter + octave)
@@ -217,14 +217,11 @@ def _group(line: str, i: int, close: str, kind: str, where: str) -> tuple[Token,
     pattern = r"/?(?:" + _NOTE.pattern + r")+" if kind == "grace" else r"(?:" + _NOTE.pattern + r"-?)+"
     if end < 0 or not re.fullmatch(pattern, inner):
         raise NotUnderstood(f"{where}: malformed or unclosed {kind} {line[i:i + 12]!r}")
-    notes = list(_NOTE.finditer(inner))
-    for m in notes:
-        _note(m, where)
-    first = _note(notes[0], where).length
+    lengths = [_note(m, where).length for m in _NOTE.finditer(inner)]
     length = re.match(r"(\d*)(/*)(\d*)", line[end + 1:]) if kind == "chord" else None
     stop = end + 1 + (length.end() if length else 0)
     outer = _length(*length.groups(), line[i:stop], where) if length else Fraction(1)
-    return Token(kind, line[i:stop], where, first * outer), stop
+    return Token(kind, line[i:stop], where, lengths[0] * outer), stop
 
 
 def _power_of_two(n: int) -> bool:
