@@ -297,6 +297,6 @@ def _check_tied(tied: Token, rest: list[Token], where: str) -> None:
 def reason_kind(reason: str) -> str:
     """A reason without its position and its quoted tokens, for counting reasons:
     "line 7, col 3: broken rhythm '>' between unequal notes 'A2' and 'B'" ->
-    "broken rhythm … between unequal notes … and …"."""
+    "broken rhythm ... between unequal notes ... and ..."."""
     reason = re.sub(r"^(?:line \d+(?:, col \d+)?|end of tune): ", "", reason)
-    return re.sub(r"'[^']*'|\"[^\"]*\"", "…", reason)
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "...", reason)

@@ -193,10 +193,10 @@ def test_irish_abc_is_accepted_but_for_its_three_slips():
 
 def test_reason_kinds_drop_positions_and_tokens():
     assert reason_kind("line 7, col 3: broken rhythm '>' between unequal notes 'A2' and 'B'") == \
-        "broken rhythm … between unequal notes … and …"
-    assert reason_kind("line 8: field 'Z:' inside the body") == "field … inside the body"
+        "broken rhythm ... between unequal notes ... and ..."
+    assert reason_kind("line 8: field 'Z:' inside the body") == "field ... inside the body"
     assert reason_kind("end of tune: a tuplet misses 1 notes") == "a tuplet misses 1 notes"
-    assert reason_kind('line 7, col 1: malformed note "c\',"') == "malformed note …"
+    assert reason_kind('line 7, col 1: malformed note "c\',"') == "malformed note ..."
 
 
 def test_abc2midi_output_and_the_agreement_table_by_hand():
