@@ -7,8 +7,8 @@ common constructs beside it:
 - header: ``X:<number>`` first, then fields (T, Z, M, L, R, Q, C, O, A, N, P, H, B, D, F, S, G, I,
   W), ``K:`` last; M:, L:, K:, Q: values are checked (metre n/2^k, C, C| or none; L: 1/2^k;
   a key: tonic, one of the named modes or its three-letter form, explicit accidentals).
-- body: notes (accidentals ^ ^^ _ __ =, octave marks ' or , never mixed, lengths 3, /, //, 3/2:
-  no zero, denominators powers of 2), rests z x and Z<n>, chords [CEG]2, grace notes {ga} and
+- body: notes (accidentals ^ ^^ _ __ =, octave marks , after C-B and ' after c-b, as abc2midi
+  and the corpus have them; lengths 3, /, //, 3/2: no zero, denominators powers of 2), rests z x and Z<n>, chords [CEG]2, grace notes {ga} and
   {/g}, chord symbols and annotations "..." closed on their line, decorations ~ . !name!, ties,
   slurs, tuplets (p, (p:q, (p:q:r (2-9, never nested, finished), broken rhythm > >> >>> <
   between two notes or chords of equal length, bar lines | || |] [| |: :| :: :|: and variant
@@ -195,8 +195,8 @@ def _next_token(line: str, i: int, where: str) -> tuple[Token | None, int]:
 
 def _note(m: re.Match, where: str) -> Token:
     _, letter, octave, num, slashes, den = m.groups()
-    if len(set(octave)) > 1:
-        raise NotUnderstood(f"{where}: malformed note {m.group()!r} (mixed octave marks)")
+    if octave and octave.strip("," if letter.isupper() else "'"):
+        raise NotUnderstood(f"{where}: malformed note {m.group()!r} (octave marks: C, and c' only)")
     return Token("note", m.group(), where, _length(num, slashes, den, m.group(), where), letter + octave)
 
 

@@ -53,7 +53,7 @@ def verdict(body: str) -> tuple[bool, str]:
     "d3-d2B|GAB A3-|A2D|]",                  # ties, also across a bar line
     "(3efe (3dcB A2 (3ABc|!",                # triplets, the line-break !
     "(3:2:3ABc (3:2 ABc|",                   # tuplets with q and r
-    "^^A __B =C ^f, c' C,, a''|",            # accidentals and octave marks
+    "^^A __B =C ^F, c' C,, a''|",            # accidentals and octave marks
     "A3/2B/ c// d3/ e/4|",                   # lengths
     "z2 x2 Z2 A|",                           # rests
     '"Am7" ABc "D/F#" def|"Verse" A2|',      # chord symbols and annotations, closed
@@ -77,7 +77,9 @@ def test_accepts(body):
     ("A0 Bc|", "line 7, col 1: malformed length in 'A0'"),
     ("Ac2/3 c|", "line 7, col 2: malformed length in 'c2/3'"),
     ("Ac3/2/ c|", "line 7, col 6: unknown token '/ c|'"),
-    ("c', d|", "line 7, col 1: malformed note \"c',\" (mixed octave marks)"),
+    ("c', d|", "line 7, col 1: malformed note \"c',\" (octave marks: C, and c' only)"),
+    ("A' d|", "line 7, col 1: malformed note \"A'\" (octave marks: C, and c' only)"),
+    ("c, d|", "line 7, col 1: malformed note 'c,' (octave marks: C, and c' only)"),
     ("A##B c|", "line 7, col 2: unknown token '##B c|'"),
     ("AB#c|", "line 7, col 3: unknown token '#c|'"),
     ("A^ B|", "line 7, col 2: unknown token '^ B|'"),
