@@ -16,8 +16,8 @@ from benchmarks import cartpole, cluster, dbvae, mnist, pipeline, pong, scaling,
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (function, results file, table rows). pong-learning (~1.5 hours) and pipeline join
-# pong.json beside the throughput keys; music (36 minutes) joins supervised.json; mnist alone
-# writes mnist.json.
+# pong.json beside the throughput keys; music (36 minutes) and music-check (a minute: the music
+# checks on corpus tunes) join supervised.json; mnist alone writes mnist.json.
 BENCHMARKS = {
     "cartpole": (cartpole.run, "cartpole", cartpole.table_rows),
     "pong": (pong.run, "pong", pong.table_rows),
@@ -29,11 +29,13 @@ BENCHMARKS = {
     "scaling": (scaling.run, "scaling", scaling.table_rows),
     "supervised": (supervised.run, "supervised", supervised.table_rows),
     "music": (supervised.run_music, "supervised", supervised.table_rows),
+    "music-check": (supervised.run_music_check, "supervised", supervised.table_rows),
 }
 DURATION = {"pong-learning": "~1.5 hours", "music": "~40 minutes", "pipeline": "~10 minutes",
             "scaling": "~6-10 minutes"}
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
-DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "dbvae", "cluster", "scaling"]
+DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "music-check", "dbvae", "cluster",
+           "scaling"]
 
 
 def machine() -> dict:

@@ -3,8 +3,9 @@
 Read it top to bottom: the tunes become one text of character ids (``supervised/tunes.py``); an
 LSTM learns to predict each next character; every few epochs a batch-1 copy of it in NumPy
 samples new text one character at a time (``supervised/music_generation.py``); the tunes cut
-from that text are checked with music21 (parse, at least one note, MIDI:
-``supervised/music_check.py``) and the first valid one is played
+from that text are checked twice: leniently with music21 (parse, at least one note, MIDI:
+``supervised/music_check.py``) and strictly (every token understood:
+``supervised/abc_strict.py``); the first tune music21 finds valid is played
 (``supervised/music_audio.py``); checkpoints hold everything generation needs, vocabulary
 included.
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from supervised.abc_strict import check_strict
 from supervised.config import MusicConfig
 from supervised.files import atomic_write
 from supervised.lab import Lab
@@ -74,11 +76,13 @@ class MusicLab(Lab):
 
     The generate/* metrics come from a sample taken after epoch 1, every generate_every epochs
     and after the last epoch; between samples they repeat the latest one's values (never NaN),
-    and generate/epoch says which epoch that sample was taken after.
+    and generate/epoch says which epoch that sample was taken after. generate/valid_share is
+    music21's lenient verdict, generate/strict_valid_share the strict judge's.
     """
 
-    METRICS = ("train/loss", "train/perplexity", "generate/valid_share", "generate/complete_share",
-               "generate/songs", "generate/epoch", "counters/epoch", "time/epoch_s")
+    METRICS = ("train/loss", "train/perplexity", "generate/valid_share", "generate/strict_valid_share",
+               "generate/complete_share", "generate/songs", "generate/epoch", "counters/epoch",
+               "time/epoch_s")
     IMAGES = ()
 
     def __init__(self, cfg: MusicConfig, seed: int = 0):
@@ -94,7 +98,8 @@ class MusicLab(Lab):
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
         self.optimizer.build(self.model.trainable_variables)
         self.epoch = 0  # finished epochs
-        self.sample: dict[str, Any] | None = None  # {"epoch", "tunes": [[abc, complete, valid, reason]]}
+        # {"epoch", "tunes": [[abc, complete, valid, reason, strict_valid, strict_reason]]}
+        self.sample: dict[str, Any] | None = None
         self._audio: tuple[int, dict[str, tuple[np.ndarray, int]]] | None = None
         self.fused = cfg.lstm_kernel == "fused" or (cfg.lstm_kernel == "auto" and not self.gpus)
         ids = tf.TensorSpec([None, cfg.seq_length], tf.int32)
@@ -136,6 +141,7 @@ class MusicLab(Lab):
             "train/loss": loss,
             "train/perplexity": float(np.exp(loss)),
             "generate/valid_share": float(np.mean([t[2] for t in tunes])),
+            "generate/strict_valid_share": float(np.mean([t[4] for t in tunes])),
             "generate/complete_share": float(np.mean([t[1] for t in tunes])),
             "generate/songs": float(len(tunes)),
             "generate/epoch": float(self.sample["epoch"]),
@@ -144,13 +150,15 @@ class MusicLab(Lab):
         }
 
     def generate(self) -> None:
-        """Samples generate_songs tunes from the current weights and checks each."""
+        """Samples generate_songs tunes from the current weights and checks each, leniently
+        (music21) and strictly."""
         cfg = self.cfg
         tunes = sample_songs(self.model, self.vocab, cfg.generate_songs, length=cfg.generation_length,
                              temperature=cfg.temperature, start_string=cfg.start_string,
                              seed=[self.seed, self.epoch])
         self.sample = {"epoch": self.epoch,
-                       "tunes": [[t.abc, t.complete, *check_tune(t.abc)] for t in tunes]}
+                       "tunes": [[t.abc, t.complete, *check_tune(t.abc), *check_strict(t.abc)]
+                                 for t in tunes]}
 
     def images(self) -> dict[str, np.ndarray]:
         return {}
@@ -161,9 +169,10 @@ class MusicLab(Lab):
             return {}
         tunes = self.sample["tunes"]
         parts = [f"after epoch {self.sample['epoch']}: {sum(t[2] for t in tunes)} of {len(tunes)} "
-                 f"tunes valid"]
-        for k, (abc, complete, _, reason) in enumerate(tunes, 1):
-            parts.append(f"**tune {k}**: {reason}{'' if complete else ' (cut off)'}\n\n"
+                 f"tunes valid (music21), {sum(t[4] for t in tunes)} strictly valid"]
+        for k, (abc, complete, _, reason, _, strict) in enumerate(tunes, 1):
+            parts.append(f"**tune {k}**: music21: {reason}; strict: {strict}"
+                         f"{'' if complete else ' (cut off)'}\n\n"
                          + "\n".join("    " + line for line in abc.splitlines()))
         return {"music/generated": "\n\n".join(parts)}
 
@@ -173,7 +182,7 @@ class MusicLab(Lab):
         if self.sample is None:
             return {}
         if self._audio is None or self._audio[0] != self.sample["epoch"]:
-            valid = [abc for abc, _, ok, _ in self.sample["tunes"] if ok]
+            valid = [abc for abc, _, ok, *_ in self.sample["tunes"] if ok]
             played = {}
             if valid:
                 played["music/first_valid"] = (synthesize(score_notes(parse_tune(valid[0]))), SAMPLE_RATE)
@@ -197,3 +206,6 @@ class MusicLab(Lab):
                              f"not this corpus's ({len(self.vocab)}): a different corpus?")
         counters = load_training_state(folder, self.model, self.optimizer)
         self.epoch, self.sample, self._audio = int(counters["epoch"]), counters.get("sample"), None
+        for tune in (self.sample or {}).get("tunes", []):
+            if len(tune) == 4:  # saved before the strict judge: judged now
+                tune += check_strict(tune[0])

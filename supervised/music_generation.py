@@ -3,8 +3,8 @@ the sampled text, and ``labrun generate``'s path from a checkpoint folder to son
 
 A checkpoint (``MusicLab.save``) holds everything generation needs, the vocabulary included;
 reading it needs NumPy alone, so ``labrun generate`` starts in a second, without TensorFlow.
-Each tune written is checked (``supervised/music_check.py``) and, if valid, played
-(``supervised/music_audio.py``).
+Each tune written is checked leniently (``supervised/music_check.py``) and, if valid, played
+(``supervised/music_audio.py``); it is also judged strictly (``supervised/abc_strict.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from supervised.abc_strict import check_strict
 from supervised.models import STATE_FILE, WEIGHTS_FILE
 from supervised.music_audio import find_renderer, render_wav
 from supervised.music_check import InvalidTune, midi_bytes, parse_tune
@@ -166,11 +167,13 @@ def load_generator(folder: str | Path) -> tuple[CharRNN, list[str], dict[str, An
 class SongReport:
     name: str               # song_01
     title: str              # its T: line ('' if none)
-    valid: bool
+    valid: bool             # music21's lenient verdict
     reason: str             # 'ok' or why not
     complete: bool
     files: tuple[str, ...]  # the files written, by name
     renderer: str | None    # what played the .wav (None: no .wav)
+    strict_valid: bool = False       # the strict judge's verdict (supervised/abc_strict.py)
+    strict_reason: str = "not judged"
 
 
 def write_songs(folder: str | Path, tunes: Sequence[Tune], renderer: str | None = None) -> list[SongReport]:
@@ -194,5 +197,5 @@ def write_songs(folder: str | Path, tunes: Sequence[Tune], renderer: str | None 
         except InvalidTune as why:
             valid, reason = False, str(why)
         reports.append(SongReport(name, song_title(tune.abc), valid, reason, tune.complete,
-                                  tuple(files), used))
+                                  tuple(files), used, *check_strict(tune.abc)))
     return reports

@@ -251,6 +251,8 @@ def test_write_songs_renders_valid_tunes_with_whatever_is_at_hand(tmp_path, monk
     reports = write_songs(tmp_path / "a", [Tune(good, True), Tune("X:1\nbad", False)])
     assert [(r.name, r.valid, r.complete, r.renderer) for r in reports] == [
         ("song_01", True, True, "builtin"), ("song_02", False, False, None)]
+    assert [(r.strict_valid, r.strict_reason) for r in reports] == [
+        (True, "ok"), (False, "line 2: 'bad' before the K: field (no K: header)")]
     assert reports[0].title == "An Buachaill Dreoite" and "music21" in reports[1].reason
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
         "song_01.abc", "song_01.mid", "song_01.wav", "song_02.abc"]
@@ -349,13 +351,20 @@ def test_tiny_lab_learns_saves_restores_and_generates_from_its_checkpoint(tmp_pa
     assert history[1]["train/perplexity"] == pytest.approx(np.exp(history[1]["train/loss"]))
     assert history[1]["generate/songs"] == 2 and history[1]["generate/epoch"] == 2
     assert 0 <= history[1]["generate/valid_share"] <= 1
-    assert "after epoch 2" in lab.texts()["music/generated"]
+    assert 0 <= history[1]["generate/strict_valid_share"] <= 1
+    assert [len(t) for t in lab.sample["tunes"]] == [6, 6]  # abc, complete, music21's, strict
+    assert "after epoch 2" in lab.texts()["music/generated"] and "strict" in lab.texts()["music/generated"]
     lab.save(tmp_path)
     assert json.loads((tmp_path / "vocab.json").read_text()) == lab.vocab
 
     fresh = MusicLab(cfg, seed=0)
     fresh.restore(tmp_path)
     assert fresh.epoch == 2 and fresh.sample == lab.sample and fresh.texts() == lab.texts()
+    state = json.loads((tmp_path / "state.json").read_text())  # a sample saved before the
+    state["sample"]["tunes"] = [t[:4] for t in state["sample"]["tunes"]]  # strict judge: judged
+    (tmp_path / "state.json").write_text(json.dumps(state))   # when restored
+    fresh.restore(tmp_path)
+    assert fresh.sample == lab.sample
     for a, b in zip(lab.model.get_weights(), fresh.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -425,7 +434,7 @@ def test_train_then_generate_through_the_cli(ray_address, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert sorted(p.name for p in songs.glob("*.abc")) == ["song_01.abc", "song_02.abc"]
     assert "checkpoint_000001" in out.stdout and "song_02" in out.stdout
-    assert "valid:" in out.stdout and "of 2" in out.stdout
+    assert "valid (music21):" in out.stdout and "strictly valid" in out.stdout and "of 2" in out.stdout
     for song in songs.glob("*.abc"):  # a .mid exactly for the tunes music21 accepts
         assert (song.with_suffix(".mid").exists()) == check_tune(song.read_text())[0]
 

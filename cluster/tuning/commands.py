@@ -155,12 +155,15 @@ def generate(run_dir: str, songs: int, temperature: float | None, length: int | 
     reports = write_songs(target, tunes, renderer)
     table = Table(title=Text(f"labrun generate: {len(reports)} tunes in {target}", style="table.title"),
                   title_justify="left")
-    for column in ("song", "title", "valid", "reason", "files"):
+    for column in ("song", "title", "valid", "reason", "strict", "files"):
         table.add_column(column, overflow="fold")
-    for r in reports:   # a sampled tune's title and music21's reasons are data: Text, not markup
+    for r in reports:   # a sampled tune's title and the judges' reasons are data: Text, not markup
         table.add_row(*map(Text, (r.name, r.title or "-", "yes" if r.valid else "no",
-                                  r.reason + ("" if r.complete else " (cut off)"), " ".join(r.files))))
+                                  r.reason + ("" if r.complete else " (cut off)"),
+                                  "yes" if r.strict_valid else r.strict_reason, " ".join(r.files))))
     console.print(table)
-    valid = sum(r.valid for r in reports)
-    console.print(f"valid: {valid} of {len(reports)} ({valid / max(len(reports), 1):.0%})")
+    n = max(len(reports), 1)
+    valid, strict = sum(r.valid for r in reports), sum(r.strict_valid for r in reports)
+    console.print(f"valid (music21): {valid} of {len(reports)} ({valid / n:.0%}); strictly valid "
+                  f"(every token understood): {strict} of {len(reports)} ({strict / n:.0%})")
     return EXIT_OK
