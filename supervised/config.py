@@ -87,7 +87,7 @@ class MusicConfig:
     """Sample tunes (generate/* metrics, TensorBoard text and audio) after epoch 1, every this
     many epochs and after the last one; the epochs between repeat the latest values."""
     generate_songs: int = field(default=4, metadata={"ge": 1})
-    """Tunes sampled each time for generate/valid_share."""
+    """Tunes sampled each time for generate/valid_share and generate/strict_valid_share."""
     generation_length: int = field(default=1000, metadata={"ge": 1})
     """Characters sampled per generation (a few tunes at the course's 1,000)."""
     temperature: float = field(default=1.0, metadata={"gt": 0})
