@@ -29,6 +29,7 @@ from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import RunOutputs, plot_learning_curve
+from cluster.reinforce.startup import StartupClock
 from rl import episodes
 from rl.episodes import EpisodeStats
 
@@ -37,7 +38,8 @@ LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "lear
 LOOP_METRICS = ("time/sample_s", "time/iteration_s", "time/env_steps_per_s",
                 "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
                 "counters/iteration", "counters/env_steps", "counters/episodes",
-                "counters/worker_restarts", "counters/workers", "counters/workers_dropped")
+                "counters/worker_restarts", "counters/workers", "counters/workers_dropped",
+                "time/startup_s")
 # Every metric a REINFORCE run reports (Atari's only for ALE/ ids): what sweeps may rank by.
 # tests/test_cli.py and tests/test_pong.py fail when a run reports one missing from here.
 METRICS = episodes.METRICS + episodes.ATARI_METRICS + LEARNER_METRICS + LOOP_METRICS
@@ -94,10 +96,12 @@ class Trainer:
                  num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
                  progress: ConsoleProgress | None = None,
                  on_iteration: Callable[[dict[str, float], Path | None], None] | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, startup: StartupClock | None = None):
         """``on_iteration(metrics, checkpoint_dir or None)`` is called after every iteration (a
         Tune trial reports through it); ``run_id`` (default: the run folder's name) names the
-        run's Ray actors, so it must be unique on the cluster."""
+        run's Ray actors, so it must be unique on the cluster. ``startup`` (default: from now)
+        times the start-up: the run log gets its phases at the first iteration, and every
+        metrics row ``time/startup_s``."""
         self.cfg = cfg
         self.run_id = run_id or run_dir.name
         self.on_iteration = on_iteration
@@ -116,6 +120,8 @@ class Trainer:
         self.episodes = EpisodeStats(cfg.stop.window, cfg.env.is_atari, s.recent_returns,
                                      s.recent_lengths, s.recent_won, s.recent_lost)
         self.metrics: dict[str, float] = {}
+        self.startup = startup or StartupClock(time.time(), "the trainer started")
+        self.startup_s: float | None = None   # the origin to the end of the first iteration
         self.frameskip = 1
         self.videos = cfg.output.video_every is not None
 
@@ -192,6 +198,9 @@ class Trainer:
     def _after_iteration(self, learner: Any, weights: list[np.ndarray]) -> str | None:
         """The cadence around the loop: metrics out, checkpoint, the caller's hook, video; then
         the stop criterion met, if any."""
+        if self.startup_s is None:
+            self._started()
+        self.metrics["time/startup_s"] = self.startup_s
         state, output, metrics = self.state, self.cfg.output, self.metrics
         self.outputs.write(metrics, step=state.env_steps)
         self.progress.update(metrics)
@@ -257,6 +266,7 @@ class Trainer:
             placement=cfg.resources.worker_placement,
             placement_timeout_s=cfg.resources.placement_timeout_s,
             sample_timeout_s=cfg.resources.sample_timeout_s)
+        self._time_workers_ready(workers)
         try:
             yield workers
         finally:
@@ -282,6 +292,7 @@ class Trainer:
             from rl.learner import ReinforceLearner
 
             learner = ReinforceLearner(*args, seed=cfg.seed)
+        self.startup.mark("learner_built")
         try:
             if self.learner_state is not None:
                 learner.set_state(self.learner_state)
@@ -291,6 +302,24 @@ class Trainer:
         finally:
             if hasattr(learner, "shutdown"):
                 learner.shutdown()
+
+    def _time_workers_ready(self, workers: Any) -> None:
+        """Marks ``workers_ready`` once every worker has been built, without waiting for it."""
+        left, lock = [len(workers.actors)], threading.Lock()
+
+        def one_ready(_) -> None:   # on a Ray thread
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    self.startup.mark("workers_ready")
+        for actor in workers.actors.values():
+            actor.__ray_ready__.remote().future().add_done_callback(one_ready)
+
+    def _started(self) -> None:
+        """At the end of the first iteration: the start-up's phases into the run log."""
+        self.startup.mark("first_iteration")
+        self.startup_s = self.startup.phases["first_iteration"][1]
+        self._event(self.startup.line())
 
     def _num_workers(self) -> int:
         """``rollout.num_workers`` (or as many as fit: ``auto``), sized against the cluster's
@@ -359,13 +388,22 @@ def _check_finite(metrics: dict[str, float], weights: list[np.ndarray]) -> None:
             raise checkpoint.NonFinite(f"policy weights_{i}")
 
 
-def prefetch_tensorflow(cfg: ExperimentConfig) -> threading.Thread | None:
-    """Imports TensorFlow (~7 s) in a thread while Ray starts, when the learner runs here.
+def prefetch_tensorflow(cfg: ExperimentConfig,
+                        startup: StartupClock | None = None) -> threading.Thread | None:
+    """Imports TensorFlow (~5 s) in a thread while Ray starts, when the learner runs here; the
+    import is the ``tensorflow`` phase of ``startup``.
 
     Nothing needs to wait for the thread: a later ``import rl.learner`` blocks on the import lock
     until this one finishes."""
     if cfg.resources.learner_gpus != 0:
         return None
-    thread = threading.Thread(target=importlib.import_module, args=("rl.learner",), daemon=True)
+
+    def load() -> None:
+        if startup is not None:
+            startup.begin("tensorflow")
+        importlib.import_module("rl.learner")
+        if startup is not None:
+            startup.end("tensorflow")
+    thread = threading.Thread(target=load, name="prefetch-tensorflow", daemon=True)
     thread.start()
     return thread
