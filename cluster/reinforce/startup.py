@@ -75,7 +75,7 @@ def parse_line(text: str) -> dict[str, tuple[float | None, float]]:
     if not lines:
         return {}
     out: dict[str, tuple[float | None, float]] = {}
-    for name, first, second in re.findall(r"(\w+)=([\d.]+)(?:\.\.([\d.]+))?", lines[-1]):
+    for name, first, second in re.findall(r"(\w+)=(\d+\.\d+)(?:\.\.(\d+\.\d+))?", lines[-1]):
         out[name] = (float(first), float(second)) if second else (None, float(first))
     return out
 
