@@ -18,8 +18,8 @@ from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import CONFIG_FILE, LOCK_FILE, locked, new_run_dir
-from cluster.reinforce.startup import StartupClock
-from cluster.reinforce.trainer import RunResult, Trainer, prefetch_tensorflow
+from cluster.reinforce.startup import StartupClock, prefetch_tensorflow
+from cluster.reinforce.trainer import RunResult, Trainer
 from cluster.signals import StopSignals, Terminated
 from cluster.storage import (
     LEASE_FILE,

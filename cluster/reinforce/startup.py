@@ -14,9 +14,14 @@ and every metrics row carries ``time/startup_s`` (the origin to the end of the f
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import threading
 import time
+from typing import Any, Iterable
+
+from cluster.config.rl_experiment import ExperimentConfig
 
 LINE_PREFIX = "start-up"
 
@@ -79,3 +84,39 @@ def parse_line(text: str) -> dict[str, tuple[float | None, float]]:
         out[name] = (float(first), float(second)) if second else (None, float(first))
     return out
 
+
+
+def prefetch_tensorflow(cfg: ExperimentConfig,
+                        startup: StartupClock | None = None) -> threading.Thread | None:
+    """Imports TensorFlow (~5 s) in a thread while Ray starts, when the learner runs here; the
+    import is the ``tensorflow`` phase of ``startup``.
+
+    Nothing needs to wait for the thread: a later ``import rl.learner`` blocks on the import lock
+    until this one finishes."""
+    if cfg.resources.learner_gpus != 0:
+        return None
+
+    def load() -> None:
+        if startup is not None:
+            startup.begin("tensorflow")
+        importlib.import_module("rl.learner")
+        if startup is not None:
+            startup.end("tensorflow")
+    thread = threading.Thread(target=load, name="prefetch-tensorflow", daemon=True)
+    thread.start()
+    return thread
+
+
+def mark_when_ready(startup: StartupClock, name: str, actors: Iterable[Any]) -> None:
+    """Marks phase ``name`` once every one of the Ray ``actors`` has been built, without
+    waiting for them (Ray calls back on a thread of its own)."""
+    actors = list(actors)
+    left, lock = [len(actors)], threading.Lock()
+
+    def one_ready(_) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0] == 0:
+                startup.mark(name)
+    for actor in actors:
+        actor.__ray_ready__.remote().future().add_done_callback(one_ready)

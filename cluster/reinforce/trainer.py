@@ -10,9 +10,7 @@ reports through it) and the stop criteria (``_after_iteration``).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import RunOutputs, plot_learning_curve
-from cluster.reinforce.startup import StartupClock
+from cluster.reinforce.startup import StartupClock, mark_when_ready
 from rl import episodes
 from rl.episodes import EpisodeStats
 
@@ -266,7 +264,7 @@ class Trainer:
             placement=cfg.resources.worker_placement,
             placement_timeout_s=cfg.resources.placement_timeout_s,
             sample_timeout_s=cfg.resources.sample_timeout_s)
-        self._time_workers_ready(workers)
+        mark_when_ready(self.startup, "workers_ready", workers.actors.values())
         try:
             yield workers
         finally:
@@ -302,18 +300,6 @@ class Trainer:
         finally:
             if hasattr(learner, "shutdown"):
                 learner.shutdown()
-
-    def _time_workers_ready(self, workers: Any) -> None:
-        """Marks ``workers_ready`` once every worker has been built, without waiting for it."""
-        left, lock = [len(workers.actors)], threading.Lock()
-
-        def one_ready(_) -> None:   # on a Ray thread
-            with lock:
-                left[0] -= 1
-                if left[0] == 0:
-                    self.startup.mark("workers_ready")
-        for actor in workers.actors.values():
-            actor.__ray_ready__.remote().future().add_done_callback(one_ready)
 
     def _started(self) -> None:
         """At the end of the first iteration: the start-up's phases into the run log."""
@@ -387,23 +373,3 @@ def _check_finite(metrics: dict[str, float], weights: list[np.ndarray]) -> None:
         if not np.isfinite(w).all():
             raise checkpoint.NonFinite(f"policy weights_{i}")
 
-
-def prefetch_tensorflow(cfg: ExperimentConfig,
-                        startup: StartupClock | None = None) -> threading.Thread | None:
-    """Imports TensorFlow (~5 s) in a thread while Ray starts, when the learner runs here; the
-    import is the ``tensorflow`` phase of ``startup``.
-
-    Nothing needs to wait for the thread: a later ``import rl.learner`` blocks on the import lock
-    until this one finishes."""
-    if cfg.resources.learner_gpus != 0:
-        return None
-
-    def load() -> None:
-        if startup is not None:
-            startup.begin("tensorflow")
-        importlib.import_module("rl.learner")
-        if startup is not None:
-            startup.end("tensorflow")
-    thread = threading.Thread(target=load, name="prefetch-tensorflow", daemon=True)
-    thread.start()
-    return thread

@@ -24,8 +24,8 @@ from cluster.config.sweep import nested
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import CONFIG_FILE
-from cluster.reinforce.startup import StartupClock
-from cluster.reinforce.trainer import Trainer, prefetch_tensorflow
+from cluster.reinforce.startup import StartupClock, prefetch_tensorflow
+from cluster.reinforce.trainer import Trainer
 from cluster.tuning.trainable import mark_finished
 
 RUN_FOLDER = "run"
