@@ -372,4 +372,3 @@ def _check_finite(metrics: dict[str, float], weights: list[np.ndarray]) -> None:
     for i, w in enumerate(weights):
         if not np.isfinite(w).all():
             raise checkpoint.NonFinite(f"policy weights_{i}")
-
