@@ -6,6 +6,17 @@ Measures, in one run on this machine:
   (embedded local Ray, every CPU) until the first iteration whose 100-episode mean return is
   >= 475; the median over 3 seeds, with ``env_steps_to_solve`` and ``seeds_solved``.
   It includes Python start-up, TensorFlow import, Ray start and actor start-up.
+- ``startup``: where the start-up of those runs went, from each run's log (its ``start-up``
+  line, ``cluster/reinforce/startup.py``): Python and CLI start, TensorFlow import, Ray start,
+  workers ready, learner built, first iteration; the medians over the seeds.
+  ``startup_over_slowest_part`` = (launch to first iteration) / max(``import tensorflow`` alone,
+  ``ray.init()`` alone), the two timed in fresh processes of their own, one of each before each
+  seed's run (the machine's speed drifts), medians; launch is when this script spawns the
+  process. 1.0 would be start-up no longer than its slowest part.
+- ``trial_start_s``: in a sweep of 2 trials (configs/cartpole_sweep.yaml, 2 iterations each),
+  seconds from a trial's start (its trainable called in its Ray process) to its first
+  iteration, the median over the trials; ``sweep_first_iteration_at_s`` from launching
+  ``labrun tune`` to the first trial's first iteration.
 - ``sampling_steps_per_s`` with 1 and 2 rollout workers (Ray actors, a fixed random policy, no
   learning) and ``raw_env_steps_per_s``: plain Gymnasium stepping with random actions in one
   process, no policy at all.
@@ -14,6 +25,7 @@ Measures, in one run on this machine:
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,11 +44,53 @@ TARGET_SOLVE_S = 20.0
 # one Ray round trip per 350 steps.
 SAMPLING_EPISODES_PER_ENV = 8
 TARGET_SAMPLING_RATIO = 0.6
+TARGET_STARTUP_RATIO = 1.2
+# Each timed in a fresh process: the statement alone, after the interpreter started.
+TIME_IMPORT_TENSORFLOW = """
+import time
+start = time.perf_counter()
+import tensorflow
+print(time.perf_counter() - start)
+"""
+TIME_RAY_INIT = """
+import time
+from cluster.infra.session import RaySession, prepare_environment
+prepare_environment(None)
+import ray
+session = RaySession()   # ray.init() as labrun calls it: embedded, loopback, every CPU
+start = time.perf_counter()
+session.__enter__()
+print(time.perf_counter() - start)
+session.__exit__(None, None, None)
+"""
+
+
+def time_alone(code: str) -> float:
+    """Seconds the timed statement of ``code`` took in a fresh Python process."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env=env, check=True)
+    return round(float(out.stdout.strip().splitlines()[-1]), 2)
+
+
+def startup_phases(run_dir: Path) -> dict:
+    """The start-up line of a run's log as seconds: phases that ended at a point in time
+    (``*_at_s``, since the process or trial started) and those that took a while (``*_s``)."""
+    from cluster.reinforce.startup import parse_line
+
+    out = {}
+    for name, (start, end) in parse_line((run_dir / "run.log").read_text()).items():
+        if start is None:
+            out[f"{name}_at_s"] = end
+        else:
+            out[f"{name}_s"] = round(end - start, 2)
+            out[f"{name}_started_at_s"] = start
+    return out
 
 
 def solve_once(seed: int, runs_dir: Path) -> dict:
     labrun = str(Path(sys.executable).with_name("labrun"))
-    start = time.time()
+    start = time.time()                  # launch: when the process is spawned
     out = subprocess.run([labrun, "train", "configs/cartpole.yaml", "--set", f"seed={seed}",
                           "--runs-dir", str(runs_dir)], cwd=REPO, capture_output=True, text=True)
     total = time.time() - start
@@ -49,7 +103,34 @@ def solve_once(seed: int, runs_dir: Path) -> dict:
         "time_to_solve_s": round(solved[0]["timestamp"] - start, 2) if solved else None,
         "env_steps_to_solve": solved[0]["step"] if solved else None,
         "first_iteration_at_s": round(rows[0]["timestamp"] - start, 2) if rows else None,
+        "startup": startup_phases(run_dir),
     }
+
+
+def trial_starts(runs_dir: Path) -> dict:
+    """A sweep of 2 short trials through ``labrun tune``: each trial's start-up phases."""
+    labrun = str(Path(sys.executable).with_name("labrun"))
+    start = time.time()
+    out = subprocess.run([labrun, "tune", "configs/cartpole_sweep.yaml", "--runs-dir", str(runs_dir),
+                          "--set", "fixed={rollout.num_workers: 1, stop.iterations: 2}",
+                          "--set", "search_space={learner.lr: {grid: [0.01, 0.03]}, "
+                                   "policy.hidden_sizes: {grid: [[32]]}}"],
+                         cwd=REPO, capture_output=True, text=True)
+    runs = sorted(runs_dir.glob("*/*/run"))
+    firsts = [json.loads((r / "metrics.jsonl").read_text().splitlines()[0]) for r in runs
+              if (r / "metrics.jsonl").exists()]
+    trials = [startup_phases(r) for r in runs]
+    return {
+        "exit_code": out.returncode, "trials": len(trials),
+        "trial_start_s": statistics.median(t["first_iteration_at_s"] for t in trials) if trials else None,
+        "sweep_first_iteration_at_s": round(min(r["timestamp"] for r in firsts) - start, 2) if firsts else None,
+        "per_trial": trials,
+    }
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 2) if values else None
 
 
 def raw_env_steps_per_s(seconds: float) -> float:
@@ -97,8 +178,13 @@ def sampling_steps_per_s(num_workers: int, seconds: float) -> float:
 def run() -> dict:
     from cluster.infra.session import RaySession
 
+    tf_alone, ray_alone, solves = [], [], []
     with tempfile.TemporaryDirectory(prefix="labrun-bench-") as tmp:
-        solves = [solve_once(seed, Path(tmp)) for seed in SEEDS]
+        for seed in SEEDS:   # interleaved: the machine's speed drifts between minutes
+            tf_alone.append(time_alone(TIME_IMPORT_TENSORFLOW))
+            ray_alone.append(time_alone(TIME_RAY_INIT))
+            solves.append(solve_once(seed, Path(tmp)))
+        sweep = trial_starts(Path(tmp) / "sweep")
     # This machine's speed drifts by tens of percent; raw stepping is timed before and after the
     # sampling runs and the faster reading is the reference, so the ratio is never flattered.
     raw_before = raw_env_steps_per_s(MEASURE_S)
@@ -109,6 +195,17 @@ def run() -> dict:
     raw = max(raw_before, raw_after)
     solved = [s for s in solves if s["solved"]]
     median = statistics.median(s["time_to_solve_s"] for s in solved) if len(solved) == len(SEEDS) else None
+    phases = sorted({k for s in solves for k in s["startup"]})
+    startup = {
+        "launch_to_first_iteration_s": _median([s["first_iteration_at_s"] for s in solves]),
+        **{k: _median([s["startup"].get(k) for s in solves]) for k in phases},
+        "import_tensorflow_alone_s": _median(tf_alone),
+        "ray_init_alone_s": _median(ray_alone),
+        "readings": {"import_tensorflow_alone_s": tf_alone, "ray_init_alone_s": ray_alone},
+    }
+    slowest = max(startup["import_tensorflow_alone_s"], startup["ray_init_alone_s"])
+    ratio = (round(startup["launch_to_first_iteration_s"] / slowest, 2)
+             if startup["launch_to_first_iteration_s"] is not None else None)
     return {
         "time_to_solve_s": median,
         "env_steps_to_solve": statistics.median(s["env_steps_to_solve"] for s in solved) if solved else None,
@@ -119,21 +216,39 @@ def run() -> dict:
         "raw_env_steps_per_s_readings": [round(raw_before), round(raw_after)],
         "sampling_steps_per_s": {"1": round(one), "2": round(two)},
         "sampling_per_worker_over_raw": {"1": round(one / raw, 3), "2": round(two / 2 / raw, 3)},
+        "startup": startup,
+        "startup_over_slowest_part": ratio,
+        "trial_start_s": sweep["trial_start_s"],
+        "sweep": sweep,
         "sampling_setup": "configs/cartpole.yaml environments per worker, "
                           f"{SAMPLING_EPISODES_PER_ENV} episodes per environment per call, "
                           "fixed random MLP policy; raw: one gym.make env, random actions",
         "targets": {"time_to_solve_s": f"<= {TARGET_SOLVE_S}",
-                    "sampling_per_worker_over_raw": f">= {TARGET_SAMPLING_RATIO}"},
+                    "sampling_per_worker_over_raw": f">= {TARGET_SAMPLING_RATIO}",
+                    "startup_over_slowest_part": f"<= {TARGET_STARTUP_RATIO}"},
         "met": {
             "time_to_solve_s": median is not None and median <= TARGET_SOLVE_S,
             "sampling_per_worker_over_raw": min(one, two / 2) / raw >= TARGET_SAMPLING_RATIO,
+            "startup_over_slowest_part": ratio is not None and ratio <= TARGET_STARTUP_RATIO,
         },
     }
 
 
 def table_rows(result: dict) -> list[tuple[str, str, str]]:
     fmt = lambda v: "-" if v is None else f"{v:,.1f}" if isinstance(v, float) else f"{v:,}"
+    up = result["startup"]
+    secs = lambda key: "-" if up.get(key) is None else f"{up[key]:.2f} s"
     return [
+        ("start-up: Python and CLI (process start to config checked)", secs("cli_at_s"), ""),
+        ("start-up: import tensorflow (in the run, beside Ray)", secs("tensorflow_s"), ""),
+        ("start-up: ray.init (in the run, beside TensorFlow)", secs("ray_s"), ""),
+        ("start-up: workers ready (since the process started)", secs("workers_ready_at_s"), ""),
+        ("start-up: learner built (since the process started)", secs("learner_built_at_s"), ""),
+        ("start-up: launch to first iteration", secs("launch_to_first_iteration_s"), ""),
+        ("import tensorflow alone / ray.init alone",
+         f"{secs('import_tensorflow_alone_s')} / {secs('ray_init_alone_s')}", ""),
+        ("startup_over_slowest_part", fmt(result["startup_over_slowest_part"]), "<= 1.2"),
+        ("trial_start_s (sweep trial start to first iteration)", fmt(result["trial_start_s"]), ""),
         ("time_to_solve_s (median of 3 seeds)", fmt(result["time_to_solve_s"]), "<= 20"),
         ("env_steps_to_solve (median)", fmt(result["env_steps_to_solve"]), ""),
         ("seeds_solved", f"{result['seeds_solved']}/{len(result['seeds'])}", "3/3"),

@@ -223,6 +223,29 @@ def test_a_registered_env_whose_module_is_missing_is_bad_input():
         gymnasium.registry.pop("LabrunMissingModule-v0", None)
 
 
+@pytest.mark.parametrize("command, config, sets", [
+    ("train", "configs/cartpole.yaml", ["learner.gamma=1.5"]),            # a value out of range
+    ("train", "configs/cartpole.yaml", ["no_such_key=1"]),
+    ("train", "configs/cartpole.yaml", ["env.id=NoSuchEnv-v0"]),          # the environment check
+    ("train", "configs/cartpole.yaml", ["policy.conv=[{filters: 8}]"]),   # the policy fits it?
+    ("train", "configs/missing.yaml", []),
+    ("tune", "configs/cartpole_sweep.yaml", ["fixed.learner.lr=-1"]),
+])
+def test_refused_input_starts_nothing_though_start_up_overlaps(tmp_path, command, config, sets):
+    """Ray and the TensorFlow import start side by side (cluster/reinforce/commands.py ``_run``),
+    but only once the file, the --set values and the environment are checked: refused input
+    exits 2 with one line, makes no run folder and starts no Ray (no session in RAY_TMPDIR,
+    where tests/test_startup.py sees a good run put one)."""
+    ray_tmp = tmp_path / "ray_tmp"
+    ray_tmp.mkdir()
+    out = run_cli(command, config, "--runs-dir", str(tmp_path / "runs"),
+                  *[arg for s in sets for arg in ("--set", s)], timeout=120,
+                  env={**os.environ, "RAY_TMPDIR": str(ray_tmp)})
+    one_error_line(out)
+    assert not (tmp_path / "runs").exists()
+    assert list(ray_tmp.iterdir()) == []
+
+
 # ----------------------------------------------------------------------------------- 2. names
 
 BAD_NAMES = ["../../x", "a/b", "/abs", "a\\b", ".", "..", ".hidden", "~user", "C:x", "a\x00b",

@@ -10,6 +10,7 @@ import yaml
 
 from cluster.config.schema import ConfigError
 from cluster.labs import load, load_sweep
+from cluster.reinforce.startup import parse_line
 from cluster.tuning.results import read_results
 from helpers import REPO, run_cli, write_sweep
 
@@ -160,6 +161,13 @@ def test_an_rl_sweep_runs_whole_reinforce_runs_as_trials(ray_address, tmp_path):
         assert cfg["rollout"]["num_workers"] == 1 and cfg["learner"]["lr"] in (0.001, 0.03)
         assert (run / "checkpoints" / "iter_000004" / "learner.npz").exists()
         assert list(trial.glob("checkpoint_*"))                      # reported to Tune as well
+        # start-up timed from the trial's start; TensorFlow loads after the checks, beside the
+        # workers starting (not before: enable_memory_growth imported it first)
+        phases = parse_line((run / "run.log").read_text())
+        assert set(phases) == {"checked", "tensorflow", "workers_ready", "learner_built",
+                               "first_iteration"}
+        assert phases["checked"][1] <= phases["tensorflow"][0] < phases["workers_ready"][1]
+        assert {r["time/startup_s"] for r in trial_rows(trial)} == {phases["first_iteration"][1]}
     best_lr = float(rows[0]["learner.lr"])
     lab, best = load(folder / "best_config.yaml")
     assert lab.name == "rl" and best.learner.lr == best_lr and best.rollout.num_workers == 1

@@ -19,7 +19,8 @@ from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import CONFIG_FILE, LOCK_FILE, locked, new_run_dir
-from cluster.reinforce.trainer import RunResult, Trainer, prefetch_tensorflow
+from cluster.reinforce.startup import StartupClock, prefetch_tensorflow
+from cluster.reinforce.trainer import RunResult, Trainer
 from cluster.signals import StopSignals, Terminated
 from cluster.storage import (
     LEASE_FILE,
@@ -126,10 +127,12 @@ def check_fits(cfg: ExperimentConfig, found: checkpoint.Found, obs_shape: tuple[
 
 def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: str | None,
          resume, mirror: Mirror | None = None) -> int:
+    startup = StartupClock()
+    startup.mark("cli")   # Python up, labrun imported, the config and environment checked
     progress = ConsoleProgress(cfg.output.console_every_s)
     progress.line(f"run folder: {run_dir}" + (f" (copied to {mirror.uri} after every checkpoint)"
                                               if mirror else ""))
-    prefetch_tensorflow(cfg)
+    prefetch_tensorflow(cfg, startup)   # TensorFlow loads while Ray and the workers start
 
     def push_after_checkpoint(metrics, ckpt) -> None:  # the Trainer's on_iteration hook
         if ckpt is not None:
@@ -138,10 +141,12 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
             except StorageError as err:  # the run goes on; the next checkpoint's push retries
                 progress.line(f"could not copy the run to storage: {err}")
     try:
+        startup.begin("ray")
         with StopSignals() as stop, RaySession(address=address):
+            startup.end("ray")
             stop.claim()   # SIGTERM: like Ctrl-C, from here on (ray.init took it over)
             result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume,
-                             progress=progress,
+                             progress=progress, startup=startup,
                              on_iteration=push_after_checkpoint if mirror else None).run()
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM while Ray was starting or stopping
         progress.line("interrupted")

@@ -10,9 +10,7 @@ reports through it) and the stop criteria (``_after_iteration``).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import RunOutputs, plot_learning_curve
+from cluster.reinforce.startup import StartupClock, mark_when_ready
 from rl import episodes
 from rl.episodes import EpisodeStats
 
@@ -39,7 +38,8 @@ LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "lear
 LOOP_METRICS = ("time/sample_s", "time/iteration_s", "time/env_steps_per_s",
                 "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
                 "counters/iteration", "counters/env_steps", "counters/episodes",
-                "counters/worker_restarts", "counters/workers", "counters/workers_dropped")
+                "counters/worker_restarts", "counters/workers", "counters/workers_dropped",
+                "time/startup_s")
 # Every metric a REINFORCE run reports (Atari's only for ALE/ ids): what sweeps may rank by.
 # tests/test_cli.py and tests/test_pong.py fail when a run reports one missing from here.
 METRICS = episodes.METRICS + episodes.ATARI_METRICS + LEARNER_METRICS + LOOP_METRICS
@@ -96,10 +96,12 @@ class Trainer:
                  num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
                  progress: ConsoleProgress | None = None,
                  on_iteration: Callable[[dict[str, float], Path | None], None] | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, startup: StartupClock | None = None):
         """``on_iteration(metrics, checkpoint_dir or None)`` is called after every iteration (a
         Tune trial reports through it); ``run_id`` (default: the run folder's name) names the
-        run's Ray actors, so it must be unique on the cluster."""
+        run's Ray actors, so it must be unique on the cluster. ``startup`` (default: from now)
+        times the start-up: the run log gets its phases at the first iteration, and every
+        metrics row ``time/startup_s``."""
         self.cfg = cfg
         self.run_id = run_id or run_dir.name
         self.on_iteration = on_iteration
@@ -118,6 +120,8 @@ class Trainer:
         self.episodes = EpisodeStats(cfg.stop.window, cfg.env.is_atari, s.recent_returns,
                                      s.recent_lengths, s.recent_won, s.recent_lost)
         self.metrics: dict[str, float] = {}
+        self.startup = startup or StartupClock(time.time(), "the trainer started")
+        self.startup_s: float | None = None   # the origin to the end of the first iteration
         self.frameskip = 1
         self.videos = cfg.output.video_every is not None
 
@@ -212,6 +216,9 @@ class Trainer:
     def _after_iteration(self, learner: Any, weights: list[np.ndarray]) -> str | None:
         """The cadence around the loop: metrics out, checkpoint, the caller's hook, video; then
         the stop criterion met, if any."""
+        if self.startup_s is None:
+            self._started()
+        self.metrics["time/startup_s"] = self.startup_s
         state, output, metrics = self.state, self.cfg.output, self.metrics
         self.outputs.write(metrics, step=state.env_steps)
         self.progress.update(metrics)
@@ -277,6 +284,7 @@ class Trainer:
             placement=cfg.resources.worker_placement,
             placement_timeout_s=cfg.resources.placement_timeout_s,
             sample_timeout_s=cfg.resources.sample_timeout_s)
+        mark_when_ready(self.startup, "workers_ready", workers.actors.values())
         try:
             yield workers
         finally:
@@ -302,6 +310,7 @@ class Trainer:
             from rl.learner import ReinforceLearner
 
             learner = ReinforceLearner(*args, seed=cfg.seed)
+        self.startup.mark("learner_built")
         try:
             if self.learner_state is not None:
                 learner.set_state(self.learner_state)
@@ -311,6 +320,12 @@ class Trainer:
         finally:
             if hasattr(learner, "shutdown"):
                 learner.shutdown()
+
+    def _started(self) -> None:
+        """At the end of the first iteration: the start-up's phases into the run log."""
+        self.startup.mark("first_iteration")
+        self.startup_s = self.startup.phases["first_iteration"][1]
+        self._event(self.startup.line())
 
     def _num_workers(self) -> int:
         """``rollout.num_workers`` (or as many as fit: ``auto``), sized against the cluster's
@@ -377,15 +392,3 @@ def _check_finite(metrics: dict[str, float], weights: list[np.ndarray]) -> None:
     for i, w in enumerate(weights):
         if not np.isfinite(w).all():
             raise checkpoint.NonFinite(f"policy weights_{i}")
-
-
-def prefetch_tensorflow(cfg: ExperimentConfig) -> threading.Thread | None:
-    """Imports TensorFlow (~7 s) in a thread while Ray starts, when the learner runs here.
-
-    Nothing needs to wait for the thread: a later ``import rl.learner`` blocks on the import lock
-    until this one finishes."""
-    if cfg.resources.learner_gpus != 0:
-        return None
-    thread = threading.Thread(target=importlib.import_module, args=("rl.learner",), daemon=True)
-    thread.start()
-    return thread
