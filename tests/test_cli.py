@@ -87,7 +87,7 @@ def test_tensorboard_command_serves_the_runs(solved_run):
             assert resp.status == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=30) == 0, proc.stdout.read()
 
 
 def test_resume_continues_the_counters(ray_address, tmp_path):

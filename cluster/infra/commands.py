@@ -153,19 +153,25 @@ def tensorboard(runs_dir: str, port: int | None) -> int:
     cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
            "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    if proc.poll() is not None:
-        print(f"error: TensorBoard exited: {proc.stderr.read().strip()[-500:]}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
-    try:
+    try:   # Ctrl-C at any moment, while TensorBoard starts too, stops it and exits 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            print(f"error: TensorBoard exited: {proc.stderr.read().strip()[-500:]}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
         return EXIT_OK if proc.wait() == 0 else EXIT_FAILED
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
         return EXIT_OK
+    finally:
+        if proc.poll() is None:        # never left running after this command
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
