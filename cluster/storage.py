@@ -224,6 +224,9 @@ class Mirror:
 LEASE_FILE = ".writer"
 
 
+READ_ATTEMPTS = 5   # reads of a lease file that does not parse, over a second
+
+
 class Lease:
     """The one writer of the run at ``uri``: ``URI/.writer`` holds who writes it (host, PID, a
     random id) and when the lease was last renewed; a thread renews it every ``renew_s`` while
@@ -246,20 +249,24 @@ class Lease:
         return fs, f"{root}/{LEASE_FILE}"
 
     def holder(self) -> dict | None:
-        """The lease at the URI (None: there is none, or it cannot be read as one)."""
+        """The lease at the URI (None: there is none, or it cannot be read as one). A file
+        caught mid-renewal (a local file is rewritten in place) is read again, for up to a
+        second, before it counts as unreadable."""
         import pyarrow.fs
 
         fs, path = self._path()
-        try:
-            if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
-                return None
-            with fs.open_input_stream(path) as f:
-                held = json.loads(f.read(4096).decode())
-        except OSError as err:
-            raise StorageError(f"storage {self.uri}: {err}") from None
-        except ValueError:
-            return None
-        return held if isinstance(held, dict) else None
+        for _ in range(READ_ATTEMPTS):
+            try:
+                if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+                    return None
+                with fs.open_input_stream(path) as f:
+                    held = json.loads(f.read(4096).decode())
+                return held if isinstance(held, dict) else None
+            except OSError as err:
+                raise StorageError(f"storage {self.uri}: {err}") from None
+            except ValueError:
+                time.sleep(1.0 / READ_ATTEMPTS)
+        return None
 
     def _write(self) -> None:
         fs, path = self._path()

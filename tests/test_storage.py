@@ -184,13 +184,12 @@ def test_a_lease_keeps_a_second_writer_off_a_run_at_a_uri(tmp_path, capsys):
 
     first = Lease(uri, renew_s=0.2, settle_s=0)
     first.acquire()
-    held = json.loads((tmp_path / "runs" / "r__1" / LEASE_FILE).read_text())
+    held = Lease(uri).holder()        # (the file is rewritten in place every 0.2 s meanwhile)
     assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
     with pytest.raises(UsageError, match=f"another labrun is writing this run \\(PID {os.getpid()} on "):
         Lease(uri, settle_s=0).acquire(existing=True)
     renewed = held["renewed"]
-    wait_for(lambda: json.loads((tmp_path / "runs" / "r__1" / LEASE_FILE).read_text())["renewed"]
-             > renewed, 10, what="a renewal")
+    wait_for(lambda: Lease(uri).holder()["renewed"] > renewed, 10, what="a renewal")
     first.release()
     assert not (tmp_path / "runs" / "r__1" / LEASE_FILE).exists()
 
