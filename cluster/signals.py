@@ -3,7 +3,8 @@
 
 ``with StopSignals() as stop:`` -- while inside, SIGTERM raises ``Terminated`` (a
 KeyboardInterrupt, so whatever handles Ctrl-C handles it: the REINFORCE Trainer's final
-checkpoint) where the main thread is; when SIGINT has a handler of its own (Tune's ``Tuner.fit``
+checkpoint) where the main thread is, also when SIGINT is ignored (a process started in the
+background); when SIGINT has a handler of its own (Tune's ``Tuner.fit``
 installs one that stops the sweep and saves its state), SIGTERM is passed on to it as SIGINT
 instead. ``stop.received`` says whether one came. ``ray.init`` installs its own SIGTERM handler
 (``sys.exit``), so call ``stop.claim()`` after Ray has started. The handler only raises or
@@ -55,6 +56,10 @@ class StopSignals:
 
     def _handle(self, signum, frame) -> None:
         self.received = True
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            raise Terminated()
-        signal.raise_signal(signal.SIGINT)   # Tune's handler: the sweep stops as on Ctrl-C
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            signal.raise_signal(signal.SIGINT)   # Tune's handler: the sweep stops as on Ctrl-C
+            return
+        # Ctrl-C's own handler, or none: SIGINT ignored, as in a process started in the
+        # background (`nohup labrun train ... &`), whose SIGTERM must still stop it
+        raise Terminated()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,11 @@ from helpers import REPO, free_port
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_USAGE_STATS_ENABLED": "0"}
 os.environ.update(RAY_ENV)
+
+# Started in the background (`make test &`), this process would ignore SIGINT and so would every
+# process it starts: the tests that stop a run with Ctrl-C need it to be Ctrl-C's.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The session's own authentication token, so that the tests neither need nor touch
 # ~/.ray/auth_token (a fresh machine has none, and `ray start --head` refuses to start without).

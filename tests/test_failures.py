@@ -127,6 +127,14 @@ def test_stop_signals_restores_the_handler_it_replaced():
     assert stop.received and caught.value.exit_code == 143
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # started in the background: SIGINT ignored
+    try:
+        with pytest.raises(Terminated), StopSignals():
+            signal.raise_signal(signal.SIGTERM)      # still stops it
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before[1])
+
     passed_on = []   # a SIGINT handler of its own (Tune's): SIGTERM goes to it, nothing raised
     with StopSignals() as stop:
         signal.signal(signal.SIGINT, lambda *_: passed_on.append(True))
