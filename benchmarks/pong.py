@@ -125,6 +125,7 @@ def training_frames_per_s(config: str, iterations: int) -> dict:
 def run() -> dict:
     """``make bench``: throughput only (a few minutes)."""
     from cluster.infra.session import RaySession
+    from rl.envs import frameskip
 
     raw_before = raw_frames_per_s(CONFIG, MEASURE_S / 2)
     sampling = {}
@@ -145,7 +146,8 @@ def run() -> dict:
         "training_detail": training,
         "cnn_sampling_frames_per_s": sampling["cnn"],
         "cnn_sampling_per_worker_over_raw": ratio["cnn"],
-        "setup": f"frames = emulator frames (4 per agent step). Policies: {CONFIG} (the "
+        "setup": f"frames = emulator frames ({frameskip(_load(CONFIG).env)} per agent step; sticky "
+                 f"actions {_load(CONFIG).env.repeat_action_probability}). Policies: {CONFIG} (the "
                  f"benchmark's: MLP 1600-200-2) and cnn = {CNN_CONFIG} (the course's CNN); fixed "
                  "random weights for sampling; whole games, 5 (mlp) or 4 (cnn) envs per worker",
         "targets": {"sampling_per_worker_over_raw": f">= {TARGET_SAMPLING_RATIO}"},
