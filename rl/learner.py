@@ -77,11 +77,18 @@ class ReinforceLearner:
                 tf.reduce_sum(tf.cast(rho < 1, tf.float32)))
 
     def _apply_grads(self, grads: list[tf.Tensor]) -> tf.Tensor:
-        grad_norm = tf.linalg.global_norm(grads)
-        if self.cfg.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, self.cfg.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
-        return grad_norm
+        """One Adam step; the policy's gradient and the value network's are clipped each to its
+        own norm (neither shrinks the other). Returns the policy gradient's norm."""
+        n = len(self.model.trainable_variables)
+        parts, norms = [], []
+        for part in (grads[:n], grads[n:]):
+            norm = tf.linalg.global_norm(part) if part else tf.constant(0.0)
+            if part and self.cfg.max_grad_norm is not None:
+                part, _ = tf.clip_by_global_norm(part, self.cfg.max_grad_norm, use_norm=norm)
+            parts += list(part)
+            norms.append(norm)
+        self.optimizer.apply_gradients(zip(parts, self.variables))
+        return norms[0]
 
     def update(self, batches: Sequence[Trajectories], off_policy: bool = False) -> dict[str, float]:
         """One gradient step on all the episodes of ``batches``; returns ``learner/*`` metrics.

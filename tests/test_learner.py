@@ -218,6 +218,19 @@ def test_clipped_gradient_is_the_one_applied():
         np.testing.assert_allclose(a, b * (0.01 / norm), rtol=1e-4, atol=1e-12)
 
 
+def test_the_policy_and_value_gradients_are_clipped_each_to_its_own_norm():
+    """With a learned baseline, each part's gradient (both above 0.01 here) is clipped to 0.01 on
+    its own: clipped together, each would end below 0.01, the value network's gradient
+    shrinking the policy's."""
+    batch = clipping_batch()
+    learner = make_learner(max_grad_norm=0.01, baseline="value")
+    learner.update([batch])
+    m = first_moments(learner)
+    assert len(m) == 8                                       # the policy's 4, then the value's 4
+    assert global_norm(m[:4]) == pytest.approx(0.1 * 0.01, rel=1e-4)
+    assert global_norm(m[4:]) == pytest.approx(0.1 * 0.01, rel=1e-4)
+
+
 def test_a_gradient_clipped_far_below_adams_epsilon_barely_moves_the_weights():
     """Adam divides by sqrt(v) + 1e-7: a gradient of norm 1e-12 takes a step ~1e-6 of the usual."""
     batch = clipping_batch()
