@@ -16,38 +16,13 @@ without, in one run. Writes into benchmarks/results/pong.json.
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
-from benchmarks.pong import CNN_CONFIG, REPO
+from benchmarks.pong import CNN_CONFIG, frames_per_s, train_rows
 
 SEEDS = (0, 1, 2)
 PONG_STEPS = 20_000          # agent steps per run: ~6 iterations of 4 games (80k frames)
 CARTPOLE_STEPS = 60_000      # before configs/cartpole.yaml solves (~150-200k steps)
 TARGET_SPEEDUP = 1.5
-
-
-def train_rows(config: str, sets: list[str]) -> list[dict]:
-    """``labrun train config --set ...`` through the CLI; its metrics rows."""
-    from cluster.reinforce.outputs import read_metrics
-
-    labrun = str(Path(sys.executable).with_name("labrun"))
-    args = [labrun, "train", config, "--set", "output.video_every=null"]
-    for s in sets:
-        args += ["--set", s]
-    with tempfile.TemporaryDirectory(prefix="labrun-bench-") as tmp:
-        out = subprocess.run([*args, "--runs-dir", tmp], cwd=REPO, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"labrun train failed: {out.stderr[-2000:]}")
-        return read_metrics(next(Path(tmp).iterdir()))
-
-
-def frames_per_s(rows: list[dict]) -> float:
-    rest = rows[1:]
-    return (sum(r["time/frames_per_s"] * r["time/iteration_s"] for r in rest)
-            / sum(r["time/iteration_s"] for r in rest))
 
 
 def run() -> dict:

@@ -102,21 +102,35 @@ def sampling_frames_per_s(config: str, num_workers: int, seconds: float) -> floa
         group.shutdown()
 
 
-def training_frames_per_s(config: str, iterations: int) -> dict:
-    """The whole loop through the CLI; frames/s over iterations 2..N from the metrics file."""
+def train_rows(config: str, sets: list[str]) -> list[dict]:
+    """``labrun train config --set ...`` through the CLI, without videos, in a temporary runs
+    folder; its metrics rows."""
+    from cluster.reinforce.outputs import read_metrics
+
     labrun = str(Path(sys.executable).with_name("labrun"))
+    args = [labrun, "train", config, "--set", "output.video_every=null"]
+    for s in sets:
+        args += ["--set", s]
     with tempfile.TemporaryDirectory(prefix="labrun-bench-") as tmp:
-        out = subprocess.run([labrun, "train", config, "--set", f"stop.iterations={iterations}",
-                              "--set", "output.video_every=null", "--runs-dir", tmp],
-                             cwd=REPO, capture_output=True, text=True)
+        out = subprocess.run([*args, "--runs-dir", tmp], cwd=REPO, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"labrun train failed: {out.stderr[-2000:]}")
-        run_dir = next(Path(tmp).iterdir())
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return read_metrics(next(Path(tmp).iterdir()))
+
+
+def frames_per_s(rows: list[dict]) -> float:
+    """Emulator frames per second of a run's iterations 2..N (the first includes start-up)."""
     rest = rows[1:]
-    frames = sum(r["time/frames_per_s"] * r["time/iteration_s"] for r in rest)
+    return (sum(r["time/frames_per_s"] * r["time/iteration_s"] for r in rest)
+            / sum(r["time/iteration_s"] for r in rest))
+
+
+def training_frames_per_s(config: str, iterations: int) -> dict:
+    """The whole loop through the CLI; frames/s over iterations 2..N from the metrics file."""
+    rows = train_rows(config, [f"stop.iterations={iterations}"])
+    rest = rows[1:]
     seconds = sum(r["time/iteration_s"] for r in rest)
-    return {"frames_per_s": round(frames / seconds),
+    return {"frames_per_s": round(frames_per_s(rows)),
             "sample_share": round(sum(r["time/sample_s"] for r in rest) / seconds, 3),
             "learn_share": round(sum(r["time/learn_s"] for r in rest) / seconds, 3),
             "iterations": len(rest)}
@@ -212,6 +226,7 @@ def run_learning() -> dict:
     machine that went away after 30 M frames) continues where it stopped when run again, from
     the run's last checkpoint. Remove runs/bench-pong/ to start over."""
     from cluster.reinforce import checkpoint
+    from cluster.reinforce.outputs import read_metrics
     from rl.envs import frameskip
 
     cfg = _load(CONFIG)
@@ -246,7 +261,7 @@ def run_learning() -> dict:
             _finish(_labrun("resume", str(run_dir), "--set", f"stop.env_steps={frames // skip}"),
                     "labrun resume")
         evals[label] = evaluate_run(run_dir, label, settings)
-    rows = read_rows(run_dir)
+    rows = read_metrics(run_dir)
     at_20 = evals["20M"]["greedy"]["eval/checkpoint_env_steps"]
     rows_20 = [r for r in rows if r["counters/env_steps"] <= at_20]
     points = {k: (e["greedy"]["eval/checkpoint_env_steps"] * skip,
@@ -287,12 +302,6 @@ def run_learning() -> dict:
     result["learning_met"] = {"sticky_eval_return_mean_20M": result["sticky_eval_return_mean_20M"] >= 10,
                               "sticky_eval_return_mean_40M": result["sticky_eval_return_mean_40M"] >= 18}
     return result
-
-
-def read_rows(run_dir: Path) -> list[dict]:
-    from cluster.reinforce.outputs import read_metrics
-
-    return read_metrics(run_dir)
 
 
 def plot_learning(rows: list[dict], skip: int, random_mean: float,
