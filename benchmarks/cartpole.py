@@ -24,7 +24,6 @@ Measures, in one run on this machine:
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from cluster.reinforce.outputs import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
@@ -95,7 +96,7 @@ def solve_once(seed: int, runs_dir: Path) -> dict:
                           "--runs-dir", str(runs_dir)], cwd=REPO, capture_output=True, text=True)
     total = time.time() - start
     run_dir = max(runs_dir.glob(f"cartpole__{seed}__*"), key=lambda p: p.stat().st_mtime)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     solved = [r for r in rows if r["counters/episodes"] >= 100 and r["rollout/episode_return_mean"] >= 475]
     return {
         "seed": seed, "exit_code": out.returncode, "process_s": round(total, 2),
@@ -117,8 +118,7 @@ def trial_starts(runs_dir: Path) -> dict:
                                    "policy.hidden_sizes: {grid: [[32]]}}"],
                          cwd=REPO, capture_output=True, text=True)
     runs = sorted(runs_dir.glob("*/*/run"))
-    firsts = [json.loads((r / "metrics.jsonl").read_text().splitlines()[0]) for r in runs
-              if (r / "metrics.jsonl").exists()]
+    firsts = [rows[0] for rows in map(read_metrics, runs) if rows]
     trials = [startup_phases(r) for r in runs]
     return {
         "exit_code": out.returncode, "trials": len(trials),
