@@ -272,8 +272,12 @@ class Lease:
         fs, path = self._path()
         try:
             fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            with fs.open_output_stream(path) as out:
+            # Written beside, then moved over the lease: a reader sees the old lease or the new
+            # one, never half of one (a rename on a file system; object stores write whole).
+            partial = f"{path}.{self.me['id']}.partial"
+            with fs.open_output_stream(partial) as out:
                 out.write(json.dumps({**self.me, "renewed": time.time()}).encode())
+            fs.move(partial, path)
         except OSError as err:
             raise StorageError(f"storage {self.uri}: {err}") from None
 

@@ -184,14 +184,19 @@ def test_a_lease_keeps_a_second_writer_off_a_run_at_a_uri(tmp_path, capsys):
 
     first = Lease(uri, renew_s=0.2, settle_s=0)
     first.acquire()
-    held = Lease(uri).holder()        # (the file is rewritten in place every 0.2 s meanwhile)
+    held = Lease(uri).holder()        # (the file is rewritten every 0.2 s meanwhile)
     assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
     with pytest.raises(UsageError, match=f"another labrun is writing this run \\(PID {os.getpid()} on "):
         Lease(uri, settle_s=0).acquire(existing=True)
     renewed = held["renewed"]
     wait_for(lambda: Lease(uri).holder()["renewed"] > renewed, 10, what="a renewal")
+    seen, deadline = set(), time.monotonic() + 1.0       # ~5 renewals, each read whole or not at all
+    while time.monotonic() < deadline:
+        seen.add(json.loads((tmp_path / "runs" / "r__1" / LEASE_FILE).read_text())["renewed"])
+    assert len(seen) >= 2
     first.release()
     assert not (tmp_path / "runs" / "r__1" / LEASE_FILE).exists()
+    assert not list((tmp_path / "runs" / "r__1").iterdir())   # no half-written lease left beside
 
     path = tmp_path / "runs" / "r__1" / LEASE_FILE
     for holder, taken in [({"host": "elsewhere", "pid": 1, "renewed": time.time()}, False),
