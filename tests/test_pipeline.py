@@ -3,6 +3,7 @@ learner's corrected update, and the loop's one-update lag (fake workers and lear
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,9 @@ class FakeWorkers:
                              np.ones(2, np.float32), np.array([2]), np.zeros(2, np.float32))]
 
 
+LEARN_S = 0.05   # each fake update's seconds: what the pipeline hides behind sampling
+
+
 class FakeLearner:
     def __init__(self, log: list):
         self.log, self.version = log, 0
@@ -128,6 +132,7 @@ class FakeLearner:
 
     def update(self, batches, off_policy=False):
         self.log.append(("update", self.version, int(batches[0].obs[0, 0]), off_policy))
+        time.sleep(LEARN_S)
         self.version += 1
         return {"learner/loss": 0.0, "time/learn_s": 0.0}
 
@@ -166,6 +171,10 @@ def test_the_pipeline_learns_from_batches_played_one_update_ago(tmp_path, monkey
     assert [e[0] for e in log[:7]] == ["submit", "collect", "submit", "update",
                                       "collect", "submit", "update"]
     assert [m["learner/policy_lag"] for m in metrics] == [0.0, 1.0, 1.0, 1.0]
+    # a batch's sampling time runs from asking for it to its arrival, through the update it hid
+    # behind; the learner waited only for the part after it
+    for m in metrics[1:]:
+        assert m["time/sample_s"] >= LEARN_S + m["time/wait_s"], m
 
 
 def test_without_the_pipeline_every_batch_is_played_with_the_newest_weights(tmp_path, monkeypatch):
@@ -174,3 +183,4 @@ def test_without_the_pipeline_every_batch_is_played_with_the_newest_weights(tmp_
     assert updates == [(0, 0, False), (1, 1, False), (2, 2, False), (3, 3, False)]
     assert [e[0] for e in log[:6]] == ["submit", "collect", "update"] * 2
     assert [m["learner/policy_lag"] for m in metrics] == [0.0] * 4
+    assert all(m["time/sample_s"] == m["time/wait_s"] for m in metrics)   # all of it waited

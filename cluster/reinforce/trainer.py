@@ -35,7 +35,7 @@ LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "lear
                    "learner/baseline_mse",
                    "learner/policy_lag", "learner/importance_weight_mean",
                    "learner/importance_weight_below_1", "time/learn_s")
-LOOP_METRICS = ("time/sample_s", "time/iteration_s", "time/env_steps_per_s",
+LOOP_METRICS = ("time/sample_s", "time/wait_s", "time/iteration_s", "time/env_steps_per_s",
                 "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
                 "counters/iteration", "counters/env_steps", "counters/episodes",
                 "counters/worker_restarts", "counters/workers", "counters/workers_dropped",
@@ -181,24 +181,26 @@ class Trainer:
         version = asked = 0   # updates made in this loop: weights_ref's; the asked batch's weights'
         if pipeline:
             workers.submit(weights_ref)
+        asked_at = time.perf_counter()                        # when the batch collected next was asked for
         budget = self.cfg.stop.wall_time_s
         while True:
             start = time.perf_counter()
             deadline = None if budget is None else clock + budget - self.state.train_time_s
             if not pipeline:
                 workers.submit(weights_ref)                  # sample: whole episodes, all workers
-                asked = version
+                asked, asked_at = version, start
             try:
                 batches = workers.collect(deadline)
             except DeadlinePassed:
                 self.state.train_time_s += time.monotonic() - clock
                 return (f"wall time budget reached ({budget:g} s) while waiting for rollout "
                         f"workers; the unfinished iteration was dropped")
-            sample_s = time.perf_counter() - start   # with the pipeline: only the part not overlapped
-            lag = version - asked
+            arrived = time.perf_counter()
+            sample_s, wait_s = arrived - asked_at, arrived - start   # with the pipeline, the learner
+            lag = version - asked                                    # waited only the second
             if pipeline:
                 workers.submit(weights_ref)                  # the next batch, while this one trains
-                asked = version
+                asked, asked_at = version, time.perf_counter()
             learn_metrics = learner.update(batches, off_policy=pipeline)   # update: one step
             version += 1
             weights = learner.get_weights()
@@ -208,7 +210,7 @@ class Trainer:
             self.state.train_time_s += now - clock
             clock = now
             self.metrics = self._record(batches, {**learn_metrics, "learner/policy_lag": float(lag)},
-                                        sample_s, iter_s, workers)
+                                        sample_s, wait_s, iter_s, workers)
             reason = self._after_iteration(learner, weights)
             if reason is not None:
                 return reason
@@ -231,8 +233,10 @@ class Trainer:
         return stop_reason(self.cfg, state, metrics.get("rollout/episode_return_mean"))
 
     def _record(self, batches: list, learn_metrics: dict[str, float], sample_s: float,
-                iter_s: float, workers: Any) -> dict[str, float]:
-        """Counts the iteration into the run's state; its flat metrics."""
+                wait_s: float, iter_s: float, workers: Any) -> dict[str, float]:
+        """Counts the iteration into the run's state; its flat metrics. ``sample_s``: from asking
+        for the batch to its arrival; ``wait_s``: the part of it the learner spent waiting (all
+        of it without the pipeline; with it, what the update did not hide)."""
         state, restarts = self.state, workers.restarts
         steps = sum(b.num_steps for b in batches)
         state.episodes += self.episodes.add(batches)
@@ -250,6 +254,7 @@ class Trainer:
             **frames,
             **learn_metrics,
             "time/sample_s": sample_s,
+            "time/wait_s": wait_s,
             "time/iteration_s": iter_s,
             "time/env_steps_per_s": steps / iter_s,
             "time/sample_steps_per_s": steps / sample_s,
