@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cluster import labs
+from cluster.config import preview
 from cluster.config.reference import markdown
 from cluster.config.schema import ConfigError, describe_fields
 from cluster.config.sweep import SweepConfig
@@ -33,6 +34,9 @@ from cluster.tuning import commands as tuning
 
 def cmd_train(args: argparse.Namespace) -> int:
     lab, cfg = labs.load(args.config, args.set)
+    if args.dry_run:
+        lab.check(cfg, args.config)
+        return dry_run(f"labrun train {args.config}", cfg)
     return lab.train(cfg, source=args.config, runs_dir=args.runs_dir, address=args.address)
 
 
@@ -46,6 +50,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     sweep = labs.load_sweep(args.config, args.set)
+    if args.dry_run:
+        return dry_run(f"labrun tune {args.config}", sweep.cfg, preview.trial_grid(sweep))
     return tuning.tune(sweep, args.runs_dir, args.address, args.resume, labs.LABS)
 
 
@@ -83,10 +89,29 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     # The file is checked here first: a bad one is refused before anything is uploaded.
     loaded = (labs.load_sweep if args.tune else labs.load)(args.config, args.set)
+    if args.dry_run:
+        cfg, trials = (loaded.cfg, preview.trial_grid(loaded)) if args.tune else (loaded[1], None)
+        return dry_run(f"labrun submit {args.config}", cfg, trials)
     extra = [loaded.experiment_path] if args.tune else []   # a sweep's experiment goes up with it
     return infra.submit("tune" if args.tune else "train", args.config, args.set, args.address,
                         args.storage, args.install, wait=not args.no_wait, extra=extra,
                         stop_grace_s=args.stop_grace)
+
+
+def dry_run(what: str, cfg, trials: list[dict] | None = None) -> int:
+    """``--dry-run``: the resolved config (and a sweep's trials), then exit 0; nothing started."""
+    print(f"# {what} --dry-run: the config is valid; resolved (file, --set, defaults) it is:")
+    print(preview.resolved_yaml(cfg), end="")
+    if trials is not None:
+        table = Table(title=f"{len(trials)} trials", title_justify="left")
+        table.add_column("#", justify="right")
+        for key in trials[0]:
+            table.add_column(key, overflow="fold")
+        for k, trial in enumerate(trials, 1):
+            table.add_row(str(k), *(Text(str(v)) for v in trial.values()))
+        Console().print(table)
+    print("# nothing was started (no Ray, no run folder)")
+    return EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -121,6 +146,19 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ parser
 
 
+def version() -> str:
+    """labrun's version and its main dependencies', from package metadata (nothing imported)."""
+    from importlib import metadata
+
+    def of(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+    return (f"labrun {of('labrun')} (Python {sys.version.split()[0]}, Ray {of('ray')}, "
+            f"TensorFlow {of('tensorflow')}, Gymnasium {of('gymnasium')}, PyTorch {of('torch')})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labrun",
@@ -130,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "machine or submitted to a Ray cluster.",
         epilog="Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted, 143 stopped by SIGTERM. "
                "`labrun keys` lists every key an experiment file may set.")
+    parser.add_argument("--version", action="version", version=version(),
+                        help="print labrun's version and those of Python, Ray, TensorFlow, "
+                             "Gymnasium and PyTorch (if installed), then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -139,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", default=None, metavar="ADDR",
                        help="join a running Ray cluster (e.g. 127.0.0.1:6379 or 'auto') instead "
                             "of starting an embedded local one")
+        add_dry_run(p)
+
+    def add_dry_run(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dry-run", action="store_true",
+                       help="check the file, print the resolved config (a sweep's trials too) and "
+                            "exit 0 without starting anything")
 
     p = sub.add_parser("train", help="train an experiment file",
                        description="Train an experiment: validate CONFIG, start Ray (or join "
@@ -276,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use the packages the cluster's Python already has (the default for a "
                         "cluster on this machine)")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    add_dry_run(p)
     p.add_argument("--stop-grace", type=grace_seconds, default=STOP_GRACE_S, metavar="SECONDS",
                    help="after `labrun stop`'s SIGTERM, the seconds the job has to write its "
                         f"final checkpoint and copy its results before SIGKILL (default "

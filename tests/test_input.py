@@ -458,3 +458,74 @@ def test_resume_latest_reads_a_sweep_name_literally_not_as_a_glob(tmp_path):
     out = run_cli("tune", str(sweep), "--runs-dir", str(runs), "--resume")
     assert out.returncode == 2, out.stdout + out.stderr
     assert "no earlier sweep 's[1]'" in out.stderr, out.stderr
+
+
+# ------------------------------------------------------------------------------------ --dry-run
+
+DRY_RUN = """
+import sys
+from cluster.cli import main
+code = main(sys.argv[1:])
+print("imported ray:", "ray" in sys.modules)
+sys.exit(code)
+"""
+
+
+def dry_run(*argv: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", DRY_RUN, *argv], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    return out.returncode, out.stdout, out.stderr
+
+
+def test_train_dry_run_prints_the_resolved_config_and_starts_nothing(tmp_path):
+    """The file, its --set and every default, as the run's config.yaml would hold them; no Ray
+    imported, no run folder; a bad value is still refused with exit 2."""
+    code, out, err = dry_run("train", "configs/cartpole.yaml", "--dry-run", "--set", "learner.lr=0.05",
+                             "--runs-dir", str(tmp_path / "runs"))
+    assert code == 0, err
+    body = "\n".join(line for line in out.splitlines() if not line.startswith(("#", "imported")))
+    resolved = yaml.safe_load(body)
+    assert resolved["learner"]["lr"] == 0.05 and resolved["env"]["id"] == "CartPole-v1"
+    assert resolved == schema.to_dict(labs.load(REPO / "configs" / "cartpole.yaml",
+                                                ["learner.lr=0.05"])[1])
+    assert "imported ray: False" in out and not (tmp_path / "runs").exists()
+    code, out, err = dry_run("train", "configs/cartpole.yaml", "--dry-run", "--set", "learner.lr=-1")
+    assert code == 2 and "learner.lr" in err and "resolved" not in out
+    code, out, err = dry_run("train", "configs/cartpole.yaml", "--dry-run", "--set", "env.id=NoSuchEnv-v0")
+    assert code == 2 and "NoSuchEnv-v0" in err                # the environment is checked too
+
+
+def test_tune_dry_run_lists_the_trials_tune_would_run(tmp_path):
+    """Every grid combination, num_samples times over; a random kind shows its distribution."""
+    from cluster.config.preview import trial_grid
+
+    path = write_sweep(tmp_path, {"intro.lr": {"grid": [0.1, 0.2]}, "intro.epochs": {"grid": [1, 2]},
+                                  "seed": {"randint": [0, 100]}}, num_samples=2)
+    trials = trial_grid(labs.load_sweep(path))
+    assert len(trials) == 8
+    assert {(t["intro.lr"], t["intro.epochs"]) for t in trials} == {(0.1, 1), (0.1, 2), (0.2, 1), (0.2, 2)}
+    assert all(t["seed"] == "randint(0, 100)" for t in trials)
+    code, out, err = dry_run("tune", str(path), "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 0, err
+    assert "8 trials" in out and "randint(0, 100)" in out and "imported ray: False" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_submit_dry_run_checks_and_prints_without_contacting_a_cluster():
+    code, out, err = dry_run("submit", "configs/mnist_sweep.yaml", "--tune", "--dry-run",
+                             "--address", "http://127.0.0.1:1")          # nothing listens there
+    assert code == 0, err
+    assert "4 trials" in out and "imported ray: False" in out
+
+
+def test_version_names_labrun_and_its_main_dependencies():
+    from importlib import metadata
+
+    code, out, err = dry_run("--version")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert text.startswith(f"labrun {metadata.version('labrun')} (Python ")
+    assert f"Ray {metadata.version('ray')}" in text and f"TensorFlow {metadata.version('tensorflow')}" in text
