@@ -13,6 +13,11 @@ Measures, in one run on this machine:
   ``ray.init()`` alone), the two timed in fresh processes of their own, one of each before each
   seed's run (the machine's speed drifts), medians; launch is when this script spawns the
   process. 1.0 would be start-up no longer than its slowest part.
+  ``startup_cpu_s``: CPU-seconds the whole machine spent busy from launch to the first iteration
+  (``/proc/stat``, sampled every 20 ms: on a quiet machine, what the run's processes used, Ray's
+  included); ``startup_cpu_floor_over_slowest_part`` = ``startup_cpu_s`` / cores / the slowest
+  part: no overlap of that work on this machine's cores can start up faster than this ratio.
+  ``tensorflow_cpu_s`` / ``ray_cpu_s``: the same meter around each part alone (its process).
 - ``trial_start_s``: in a sweep of 2 trials (configs/cartpole_sweep.yaml, 2 iterations each),
   seconds from a trial's start (its trainable called in its Ray process) to its first
   iteration, the median over the trials; ``sweep_first_iteration_at_s`` from launching
@@ -29,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,12 +72,47 @@ session.__exit__(None, None, None)
 """
 
 
-def time_alone(code: str) -> float:
-    """Seconds the timed statement of ``code`` took in a fresh Python process."""
+def busy_cpu_s() -> float:
+    """CPU-seconds this machine's cores have spent busy since boot (not idle, not waiting on I/O)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class BusyMeter:
+    """Samples ``busy_cpu_s`` every 20 ms in a thread: ``at(t)`` is the busy CPU-seconds between
+    the meter's start and ``time.time()`` t."""
+
+    def __init__(self):
+        self.samples = [(time.time(), busy_cpu_s())]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.samples.append((time.time(), busy_cpu_s()))
+
+    def __enter__(self) -> "BusyMeter":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def at(self, t: float) -> float:
+        times, busy = zip(*self.samples)
+        return round(float(np.interp(t, times, busy)) - busy[0], 2)
+
+
+def time_alone(code: str) -> tuple[float, float]:
+    """(seconds the timed statement of ``code`` took in a fresh Python process, busy CPU-seconds
+    of the machine over the whole process)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    before = busy_cpu_s()
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env=env, check=True)
-    return round(float(out.stdout.strip().splitlines()[-1]), 2)
+    return round(float(out.stdout.strip().splitlines()[-1]), 2), round(busy_cpu_s() - before, 2)
 
 
 def startup_phases(run_dir: Path) -> dict:
@@ -91,10 +132,11 @@ def startup_phases(run_dir: Path) -> dict:
 
 def solve_once(seed: int, runs_dir: Path) -> dict:
     labrun = str(Path(sys.executable).with_name("labrun"))
-    start = time.time()                  # launch: when the process is spawned
-    out = subprocess.run([labrun, "train", "configs/cartpole.yaml", "--set", f"seed={seed}",
-                          "--runs-dir", str(runs_dir)], cwd=REPO, capture_output=True, text=True)
-    total = time.time() - start
+    with BusyMeter() as meter:
+        start = time.time()                  # launch: when the process is spawned
+        out = subprocess.run([labrun, "train", "configs/cartpole.yaml", "--set", f"seed={seed}",
+                              "--runs-dir", str(runs_dir)], cwd=REPO, capture_output=True, text=True)
+        total = time.time() - start
     run_dir = max(runs_dir.glob(f"cartpole__{seed}__*"), key=lambda p: p.stat().st_mtime)
     rows = read_metrics(run_dir)
     solved = [r for r in rows if r["counters/episodes"] >= 100 and r["rollout/episode_return_mean"] >= 475]
@@ -104,6 +146,7 @@ def solve_once(seed: int, runs_dir: Path) -> dict:
         "time_to_solve_s": round(solved[0]["timestamp"] - start, 2) if solved else None,
         "env_steps_to_solve": solved[0]["step"] if solved else None,
         "first_iteration_at_s": round(rows[0]["timestamp"] - start, 2) if rows else None,
+        "startup_cpu_s": meter.at(rows[0]["timestamp"]) if rows else None,
         "startup": startup_phases(run_dir),
     }
 
@@ -178,11 +221,14 @@ def sampling_steps_per_s(num_workers: int, seconds: float) -> float:
 def run() -> dict:
     from cluster.infra.session import RaySession
 
-    tf_alone, ray_alone, solves = [], [], []
+    tf_alone, ray_alone, tf_cpu, ray_cpu, solves = [], [], [], [], []
     with tempfile.TemporaryDirectory(prefix="labrun-bench-") as tmp:
         for seed in SEEDS:   # interleaved: the machine's speed drifts between minutes
-            tf_alone.append(time_alone(TIME_IMPORT_TENSORFLOW))
-            ray_alone.append(time_alone(TIME_RAY_INIT))
+            for seconds, cpu, code in ((tf_alone, tf_cpu, TIME_IMPORT_TENSORFLOW),
+                                       (ray_alone, ray_cpu, TIME_RAY_INIT)):
+                took, used = time_alone(code)
+                seconds.append(took)
+                cpu.append(used)
             solves.append(solve_once(seed, Path(tmp)))
         sweep = trial_starts(Path(tmp) / "sweep")
     # This machine's speed drifts by tens of percent; raw stepping is timed before and after the
@@ -201,11 +247,19 @@ def run() -> dict:
         **{k: _median([s["startup"].get(k) for s in solves]) for k in phases},
         "import_tensorflow_alone_s": _median(tf_alone),
         "ray_init_alone_s": _median(ray_alone),
-        "readings": {"import_tensorflow_alone_s": tf_alone, "ray_init_alone_s": ray_alone},
+        "startup_cpu_s": _median([s["startup_cpu_s"] for s in solves]),
+        "tensorflow_cpu_s": _median(tf_cpu),
+        "ray_cpu_s": _median(ray_cpu),
+        "cores": os.cpu_count(),
+        "readings": {"import_tensorflow_alone_s": tf_alone, "ray_init_alone_s": ray_alone,
+                     "tensorflow_cpu_s": tf_cpu, "ray_cpu_s": ray_cpu,
+                     "startup_cpu_s": [s["startup_cpu_s"] for s in solves]},
     }
     slowest = max(startup["import_tensorflow_alone_s"], startup["ray_init_alone_s"])
     ratio = (round(startup["launch_to_first_iteration_s"] / slowest, 2)
              if startup["launch_to_first_iteration_s"] is not None else None)
+    floor = (round(startup["startup_cpu_s"] / os.cpu_count() / slowest, 2)
+             if startup["startup_cpu_s"] is not None else None)
     return {
         "time_to_solve_s": median,
         "env_steps_to_solve": statistics.median(s["env_steps_to_solve"] for s in solved) if solved else None,
@@ -218,6 +272,7 @@ def run() -> dict:
         "sampling_per_worker_over_raw": {"1": round(one / raw, 3), "2": round(two / 2 / raw, 3)},
         "startup": startup,
         "startup_over_slowest_part": ratio,
+        "startup_cpu_floor_over_slowest_part": floor,
         "trial_start_s": sweep["trial_start_s"],
         "sweep": sweep,
         "sampling_setup": "configs/cartpole.yaml environments per worker, "
@@ -248,6 +303,9 @@ def table_rows(result: dict) -> list[tuple[str, str, str]]:
         ("import tensorflow alone / ray.init alone",
          f"{secs('import_tensorflow_alone_s')} / {secs('ray_init_alone_s')}", ""),
         ("startup_over_slowest_part", fmt(result["startup_over_slowest_part"]), "<= 1.2"),
+        ("  CPU-s busy to first iteration (TF alone, Ray alone)",
+         f"{secs('startup_cpu_s')} ({secs('tensorflow_cpu_s')}, {secs('ray_cpu_s')})".replace(" s", ""), ""),
+        ("  floor: CPU-s / cores / slowest part", fmt(result.get("startup_cpu_floor_over_slowest_part")), ""),
         ("trial_start_s (sweep trial start to first iteration)", fmt(result["trial_start_s"]), ""),
         ("time_to_solve_s (median of 3 seeds)", fmt(result["time_to_solve_s"]), "<= 20"),
         ("env_steps_to_solve (median)", fmt(result["env_steps_to_solve"]), ""),
