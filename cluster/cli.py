@@ -12,7 +12,9 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -67,6 +69,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     return infra.tensorboard(args.runs_dir, args.port)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from cluster import catalog
+
+    if not Path(args.runs_dir).is_dir():
+        raise UsageError(f"{args.runs_dir}: no such folder")
+    entries = [e for e in catalog.scan(args.runs_dir)
+               if args.lab in (None, e.lab) and args.status in (None, e.status)]
+    if args.json:
+        print(json.dumps([e.as_dict() for e in entries], indent=1))
+        return EXIT_OK
+    title = f"{len(entries)} run{'s' * (len(entries) != 1)} under {args.runs_dir}, newest first"
+    table = Table(title=Text(title),
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for column in ("run", "started", "status", "last / best", "progress", "time"):
+        table.add_column(column, no_wrap=column != "run", overflow="fold")
+    number = lambda v: "-" if v is None else f"{v:.4g}"
+    for e in entries:
+        seconds = "-" if e.train_s is None else time.strftime("%H:%M:%S", time.gmtime(e.train_s))
+        table.add_row(Text(e.short_name), time.strftime("%m-%d %H:%M", time.localtime(e.started)),
+                      e.status, f"{number(e.last)} / {number(e.best)}", e.progress, seconds)
+    Console().print(table)
+    metrics = sorted({e.metric for e in entries})
+    if metrics:
+        print(f"last / best: {', '.join(metrics)}; time: training time; folders: --json")
+    return EXIT_OK
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -280,6 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs_dir", nargs="?", default="runs", help="folder of runs (default: runs)")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.set_defaults(func=cmd_tensorboard)
+
+    p = sub.add_parser("runs", help="list past and running runs and sweeps",
+                       description="List the runs and sweeps under RUNS_DIR, newest first: when "
+                                   "each started, its lab, its status (running, finished, "
+                                   "stopped, failed, interrupted: docs/labs.md), its main metric "
+                                   "(latest and best), how far it got and its training time. "
+                                   "Reads the folders only; starts nothing.")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
+                   help="the folder that holds the run folders (default: runs)")
+    p.add_argument("--lab", default=None, choices=sorted(labs.LABS), help="only this lab's runs")
+    p.add_argument("--status", default=None, choices=["running", "finished", "stopped", "failed",
+                                                     "interrupted"], help="only runs in this status")
+    p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("keys", help="list every key an experiment or sweep file may set",
                        description="Every key of an experiment file of one lab (its top-level "

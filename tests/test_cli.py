@@ -43,6 +43,10 @@ def test_cartpole_is_solved_within_its_step_budget(solved_run):
     assert last["rollout/episode_return_mean"] >= 475
     assert last["counters/episodes"] >= 100 and last["step"] <= 800_000 + 20_000
     assert "solved: mean return" in stdout and "run folder" in stdout
+    listed = run_cli("runs", str(run_dir.parent), "--json")                 # labrun runs reads it
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)
+    assert (entry["name"], entry["status"], entry["steps"]) == (run_dir.name, "finished", int(last["step"]))
     assert (run_dir / "config.yaml").is_file() and (run_dir / "learning_curve.png").stat().st_size > 1000
     ckpts = checkpoint.list_checkpoints(run_dir / "checkpoints")
     assert 1 <= len(ckpts) <= 3 and ckpts[-1].name == f"iter_{int(last['counters/iteration']):06d}"

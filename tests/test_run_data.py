@@ -252,13 +252,13 @@ def test_a_resume_killed_or_out_of_space_while_rewriting_metrics_keeps_the_histo
 
 
 def test_a_run_folder_has_one_writer_and_its_lock_goes_with_the_process(tmp_path):
-    from cluster.reinforce.outputs import locked
+    from cluster.folders import locked
 
     run = make_run(tmp_path)
     holder = python(f"""
         import time
         from pathlib import Path
-        from cluster.reinforce.outputs import locked
+        from cluster.folders import locked
         with locked(Path({str(run)!r})):
             print("locked", flush=True)
             time.sleep(120)
@@ -360,7 +360,7 @@ def test_a_second_writer_is_refused_while_a_run_trains_and_the_lock_goes_with_a_
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    from cluster.reinforce.outputs import locked
+    from cluster.folders import locked
 
     with locked(run):                                            # the kernel let go of it
         pass

@@ -15,10 +15,11 @@ from typing import Any, Iterator
 from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment, load_experiment
 from cluster.config.schema import ConfigError
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
+from cluster.folders import LOCK_FILE, locked
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
-from cluster.reinforce.outputs import CONFIG_FILE, LOCK_FILE, locked, new_run_dir
+from cluster.reinforce.outputs import CONFIG_FILE, new_run_dir
 from cluster.reinforce.startup import StartupClock, prefetch_tensorflow
 from cluster.reinforce.trainer import RunResult, Trainer
 from cluster.signals import StopSignals, Terminated

@@ -1,20 +1,16 @@
 """Where a run's numbers go: a metrics file (JSONL), TensorBoard, a run log and a learning curve;
-and the run folder itself: made, and locked while a process writes it.
+and the run folder itself (made here; locked while a process writes it: ``cluster/folders.py``).
 
 Components return flat dicts of floats keyed ``area/name``; only this module writes them anywhere.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
-from cluster.errors import UsageError
 from cluster.folders import new_folder
 from supervised.files import atomic_write
 
@@ -23,33 +19,11 @@ LOG_FILE = "run.log"
 CONFIG_FILE = "config.yaml"
 CURVE_FILE = "learning_curve.png"
 TB_DIR = "tb"
-LOCK_FILE = ".lock"   # held (flock) by the process writing the run; holds its PID
 
 
 def new_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
     """``runs_dir/<name>__<seed>__<YYYYmmdd-HHMMSS>``, created (``-2``, ``-3``... if taken)."""
     return new_folder(runs_dir, f"{name}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-@contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
-    """Holds the run folder's lock while the block runs: one writer at a time. Another process
-    holding it: UsageError at once, naming the folder and that process's PID. The lock is an
-    flock on ``RUN_DIR/.lock``, so the kernel releases it when its process ends, however it ends
-    (a SIGKILLed run leaves no stale lock); the file stays, and is not a sign of a writer."""
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise UsageError(f"{run_dir}: another process (PID {holder}) is writing this run "
-                             f"folder; wait for it to end or stop it") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)   # releases the lock
 
 
 class RunOutputs:

@@ -16,6 +16,7 @@ from rich.text import Text
 from cluster import storage
 from cluster.config.sweep import Sweep
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
+from cluster.folders import locked
 from cluster.infra.session import RaySession
 from cluster.signals import StopSignals
 from cluster.tuning.results import summarise
@@ -72,10 +73,11 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
     console.print(Text(f"{'resuming' if resume else 'running'} {study.lab} trial(s): {study.location}"))
     if not resume:
         study.save()
-    with StopSignals() as stop, RaySession(address=address):
-        stop.claim()   # SIGTERM: like Ctrl-C (Tune stops the trials, saves its state)
-        results = run_trials(study, lab, resume=resume)
-    rows = summarise(study, lab, results)
+    with locked(study.folder):   # one writer; `labrun runs` reads it as running
+        with StopSignals() as stop, RaySession(address=address):
+            stop.claim()   # SIGTERM: like Ctrl-C (Tune stops the trials, saves its state)
+            results = run_trials(study, lab, resume=resume)
+        rows = summarise(study, lab, results)
     console.print(_results_table(study, rows))
     console.print(_files_table(study))
     unfinished = [r for r in rows if r["status"] == "unfinished"]
