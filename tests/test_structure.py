@@ -112,3 +112,31 @@ def test_components_do_not_import_the_runner_or_ray():
 def test_source_files_stay_readable(name):
     lines = len(modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name}: {lines} lines (split it by concern, or say why not)"
+
+
+def test_every_package_the_code_imports_is_declared_in_pyproject():
+    """Each third-party module imported by rl/, supervised/ or cluster/ comes from a
+    distribution pyproject.toml names (a dependency or an optional extra): none works only
+    because another package happened to pull it in."""
+    import re
+    import sys
+    import tomllib
+    from importlib import metadata
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[\[=<>~! ;]", spec, maxsplit=1)[0].lower().replace("_", "-")
+                for spec in [*project["dependencies"],
+                             *(s for extra in project["optional-dependencies"].values() for s in extra)]}
+    modules = set()
+    for package in ("rl", "supervised", "cluster"):
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    modules |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules.add(node.module.split(".")[0])
+    modules -= set(sys.stdlib_module_names) | {"rl", "supervised", "cluster", "__future__"}
+    providers = metadata.packages_distributions()
+    undeclared = {m: providers.get(m) for m in modules
+                  if not {d.lower().replace("_", "-") for d in providers.get(m, [m])} & declared}
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
