@@ -1,5 +1,6 @@
 """``labrun``: the command line. Parses and dispatches; each command's work lives with its concern
-(``cluster/reinforce/commands.py``, ``cluster/tuning/commands.py``, ``cluster/infra/commands.py``),
+(``cluster/reinforce/commands.py``, ``cluster/tuning/commands.py``, ``cluster/infra/commands.py``;
+the commands that only read and print in ``cluster/views.py``),
 and the lab an experiment file names is looked up in the registry (``cluster/labs.py``).
 
 Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM
@@ -12,19 +13,11 @@ import argparse
 import os
 import sys
 import traceback
-from pathlib import Path
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from cluster import labs
+from cluster import labs, views
 from cluster.config import preview
-from cluster.config.reference import markdown
-from cluster.config.schema import ConfigError, describe_fields
-from cluster.config.sweep import SweepConfig
-from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from cluster.config.schema import ConfigError
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from cluster.infra import commands as infra
 from cluster.infra.jobs import STOP_GRACE_S
 from cluster.infra.session import ClusterError
@@ -38,7 +31,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     lab, cfg = labs.load(args.config, args.set)
     if args.dry_run:
         lab.check(cfg, args.config)
-        return dry_run(f"labrun train {args.config}", cfg)
+        return views.dry_run(f"labrun train {args.config}", cfg)
     return lab.train(cfg, source=args.config, runs_dir=args.runs_dir, address=args.address)
 
 
@@ -53,7 +46,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     sweep = labs.load_sweep(args.config, args.set)
     if args.dry_run:
-        return dry_run(f"labrun tune {args.config}", sweep.cfg, preview.trial_grid(sweep))
+        return views.dry_run(f"labrun tune {args.config}", sweep.cfg, preview.trial_grid(sweep))
     return tuning.tune(sweep, args.runs_dir, args.address, args.resume, labs.LABS)
 
 
@@ -72,50 +65,11 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    import json
-    import time
-
-    from cluster import catalog
-
-    if not Path(args.runs_dir).is_dir():
-        raise UsageError(f"{args.runs_dir}: no such folder")
-    entries = [e for e in catalog.scan(args.runs_dir)
-               if args.lab in (None, e.lab) and args.status in (None, e.status)]
-    if args.json:
-        print(json.dumps([e.as_dict() for e in entries], indent=1))
-        return EXIT_OK
-    title = f"{len(entries)} run{'s' * (len(entries) != 1)} under {args.runs_dir}, newest first"
-    table = Table(title=Text(title),
-                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    for column in ("run", "started", "status", "last / best", "progress", "time"):
-        table.add_column(column, no_wrap=column != "run", overflow="fold")
-    number = lambda v: "-" if v is None else f"{v:.4g}"
-    for e in entries:
-        seconds = "-" if e.train_s is None else time.strftime("%H:%M:%S", time.gmtime(e.train_s))
-        table.add_row(Text(e.short_name), time.strftime("%m-%d %H:%M", time.localtime(e.started)),
-                      e.status, f"{number(e.last)} / {number(e.best)}", e.progress, seconds)
-    Console().print(table)
-    metrics = sorted({e.metric for e in entries})
-    if metrics:
-        print(f"last / best: {', '.join(metrics)}; time: training time; folders: --json")
-    return EXIT_OK
+    return views.runs(args.runs_dir, args.lab, args.status, args.json)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    if args.markdown:
-        print(markdown((name, lab.experiment) for name, lab in labs.LABS.items()), end="")
-        return EXIT_OK
-    if args.lab == "sweep":
-        cls, title = SweepConfig, "sweep file keys (labrun tune)"
-    else:
-        cls, title = labs.LABS[args.lab].experiment, f"experiment file keys, lab: {args.lab}"
-    table = Table(title=title, title_justify="left")
-    for column in ("key", "expected", "default", "meaning"):
-        table.add_column(column, overflow="fold")
-    for row in describe_fields(cls):   # "[low, high]" in a doc is text, not rich markup
-        table.add_row(*map(Text, row))
-    Console().print(table)
-    return EXIT_OK
+    return views.keys(args.lab, args.markdown)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -123,27 +77,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     loaded = (labs.load_sweep if args.tune else labs.load)(args.config, args.set)
     if args.dry_run:
         cfg, trials = (loaded.cfg, preview.trial_grid(loaded)) if args.tune else (loaded[1], None)
-        return dry_run(f"labrun submit {args.config}", cfg, trials)
+        return views.dry_run(f"labrun submit {args.config}", cfg, trials)
     extra = [loaded.experiment_path] if args.tune else []   # a sweep's experiment goes up with it
     return infra.submit("tune" if args.tune else "train", args.config, args.set, args.address,
                         args.storage, args.install, wait=not args.no_wait, extra=extra,
                         stop_grace_s=args.stop_grace)
-
-
-def dry_run(what: str, cfg, trials: list[dict] | None = None) -> int:
-    """``--dry-run``: the resolved config (and a sweep's trials), then exit 0; nothing started."""
-    print(f"# {what} --dry-run: the config is valid; resolved (file, --set, defaults) it is:")
-    print(preview.resolved_yaml(cfg), end="")
-    if trials is not None:
-        table = Table(title=f"{len(trials)} trials", title_justify="left")
-        table.add_column("#", justify="right")
-        for key in trials[0]:
-            table.add_column(key, overflow="fold")
-        for k, trial in enumerate(trials, 1):
-            table.add_row(str(k), *(Text(str(v)) for v in trial.values()))
-        Console().print(table)
-    print("# nothing was started (no Ray, no run folder)")
-    return EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -178,19 +116,6 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ parser
 
 
-def version() -> str:
-    """labrun's version and its main dependencies', from package metadata (nothing imported)."""
-    from importlib import metadata
-
-    def of(package: str) -> str:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-    return (f"labrun {of('labrun')} (Python {sys.version.split()[0]}, Ray {of('ray')}, "
-            f"TensorFlow {of('tensorflow')}, Gymnasium {of('gymnasium')}, PyTorch {of('torch')})")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labrun",
@@ -200,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "machine or submitted to a Ray cluster.",
         epilog="Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted, 143 stopped by SIGTERM. "
                "`labrun keys` lists every key an experiment file may set.")
-    parser.add_argument("--version", action="version", version=version(),
+    parser.add_argument("--version", action="version", version=views.version(),
                         help="print labrun's version and those of Python, Ray, TensorFlow, "
                              "Gymnasium and PyTorch (if installed), then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

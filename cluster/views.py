@@ -1,0 +1,93 @@
+"""The commands that only read and print: ``labrun runs``, ``labrun keys``, ``--dry-run`` and
+``--version``. Nothing here starts Ray or writes a file."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cluster import catalog, labs
+from cluster.config import preview
+from cluster.config.reference import markdown
+from cluster.config.schema import describe_fields
+from cluster.config.sweep import SweepConfig
+from cluster.errors import EXIT_OK, UsageError
+
+
+def runs(runs_dir: str, lab: str | None, status: str | None, as_json: bool) -> int:
+    """``labrun runs``: the runs and sweeps under ``runs_dir`` (``cluster/catalog.py``)."""
+    if not Path(runs_dir).is_dir():
+        raise UsageError(f"{runs_dir}: no such folder")
+    entries = [e for e in catalog.scan(runs_dir) if lab in (None, e.lab) and status in (None, e.status)]
+    if as_json:
+        print(json.dumps([e.as_dict() for e in entries], indent=1))
+        return EXIT_OK
+    title = f"{len(entries)} run{'s' * (len(entries) != 1)} under {runs_dir}, newest first"
+    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False)
+    for column in ("run", "started", "status", "last / best", "progress", "time"):
+        table.add_column(column, no_wrap=column != "run", overflow="fold")
+    number = lambda v: "-" if v is None else f"{v:.4g}"
+    for e in entries:
+        seconds = "-" if e.train_s is None else time.strftime("%H:%M:%S", time.gmtime(e.train_s))
+        table.add_row(Text(e.short_name), time.strftime("%m-%d %H:%M", time.localtime(e.started)),
+                      e.status, f"{number(e.last)} / {number(e.best)}", e.progress, seconds)
+    Console().print(table)
+    metrics = sorted({e.metric for e in entries})
+    if metrics:
+        print(f"last / best: {', '.join(metrics)}; time: training time; folders: --json")
+    return EXIT_OK
+
+
+def keys(lab: str, as_markdown: bool) -> int:
+    """``labrun keys``: every key of a lab's experiment file, or of a sweep file."""
+    if as_markdown:
+        print(markdown((name, entry.experiment) for name, entry in labs.LABS.items()), end="")
+        return EXIT_OK
+    if lab == "sweep":
+        cls, title = SweepConfig, "sweep file keys (labrun tune)"
+    else:
+        cls, title = labs.LABS[lab].experiment, f"experiment file keys, lab: {lab}"
+    table = Table(title=title, title_justify="left")
+    for column in ("key", "expected", "default", "meaning"):
+        table.add_column(column, overflow="fold")
+    for row in describe_fields(cls):   # "[low, high]" in a doc is text, not rich markup
+        table.add_row(*map(Text, row))
+    Console().print(table)
+    return EXIT_OK
+
+
+def dry_run(what: str, cfg, trials: list[dict] | None = None) -> int:
+    """``--dry-run``: the resolved config (and a sweep's trials), then exit 0; nothing started."""
+    print(f"# {what} --dry-run: the config is valid; resolved (file, --set, defaults) it is:")
+    print(preview.resolved_yaml(cfg), end="")
+    if trials is not None:
+        table = Table(title=f"{len(trials)} trials", title_justify="left")
+        table.add_column("#", justify="right")
+        for key in trials[0]:
+            table.add_column(key, overflow="fold")
+        for k, trial in enumerate(trials, 1):
+            table.add_row(str(k), *(Text(str(v)) for v in trial.values()))
+        Console().print(table)
+    print("# nothing was started (no Ray, no run folder)")
+    return EXIT_OK
+
+
+def version() -> str:
+    """labrun's version and its main dependencies', from package metadata (nothing imported)."""
+    from importlib import metadata
+
+    def of(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+    return (f"labrun {of('labrun')} (Python {sys.version.split()[0]}, Ray {of('ray')}, "
+            f"TensorFlow {of('tensorflow')}, Gymnasium {of('gymnasium')}, PyTorch {of('torch')})")
