@@ -137,6 +137,37 @@ def test_the_job_spec_uploads_the_staged_folder_only(tmp_path):
     assert entry.startswith("python -m cluster.cli train configs/cartpole.yaml --address auto")
 
 
+def test_a_remote_jobs_runtime_env_installs_the_dependencies_but_leaves_rays_alone(tmp_path):
+    """For a cluster on another machine: every dependency but Ray in the pip runtime env (Ray
+    refuses one that changes its own version), and Ray's own validation accepts it."""
+    from importlib import metadata
+
+    from ray.runtime_env import RuntimeEnv
+
+    _, env = jobs.job_spec("train", str(REPO / "configs" / "cartpole.yaml"), [],
+                           "http://10.0.0.1:8265", "/shared/runs", None, str(tmp_path))
+    names = {jobs._name(spec) for spec in env["pip"]}
+    assert "ray" not in names and {"tensorflow", "gymnasium", "pyarrow"} <= names
+    assert len(env["pip"]) == len(jobs.project_dependencies()) - 1
+    validated = RuntimeEnv(**env)                       # raises on anything Ray would refuse
+    assert validated.pip_config()["packages"] == env["pip"]
+    assert jobs.pinned_ray_version() == metadata.version("ray")
+    _, local = jobs.job_spec("train", str(REPO / "configs" / "cartpole.yaml"), [],
+                             "http://127.0.0.1:8265", None, None, str(tmp_path))
+    assert "pip" not in local                           # this machine's Python has them all
+
+
+def test_submit_says_when_the_clusters_ray_differs_from_the_pinned_one():
+    from types import SimpleNamespace
+
+    pinned = jobs.pinned_ray_version()
+    same = SimpleNamespace(_server_ray_version=pinned, labrun_address="http://h:8265")
+    other = SimpleNamespace(_server_ray_version="2.9.3", labrun_address="http://h:8265")
+    assert jobs.ray_version_note(same) is None
+    assert jobs.ray_version_note(other).startswith(
+        f"warning: the cluster at http://h:8265 runs Ray 2.9.3; labrun is tested with Ray {pinned}")
+
+
 def test_the_staged_project_starts_the_job_entrypoint(tmp_path):
     """What the job runs first, `python -m cluster.cli`, from the staged folder alone: the
     packages import from it (not from this checkout) and every lab's keys are listed."""

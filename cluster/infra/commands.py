@@ -30,6 +30,9 @@ def submit(command: str, config: str, sets: list[str], address: str | None, stor
         print(f"uploading {staged.summary()} of {jobs.REPO} (code and configs only: "
               f"docs/security.md)", flush=True)
         client = jobs.connect(address)
+        note = jobs.ray_version_note(client)
+        if note:
+            print(note, file=sys.stderr)
         job_id = jobs.submit(client, command, config, sets, storage, install, str(staged.folder),
                              stop_grace_s)
     print(f"submitted {job_id} to {client.labrun_address}", flush=True)

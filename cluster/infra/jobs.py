@@ -8,8 +8,11 @@ this checkout. Where the job's Python gets its packages from:
 - a cluster on this machine (a loopback address, e.g. ``labrun cluster up``): this environment's
   Python, which has them all;
 - any other cluster: ``python`` on the head, with the project's dependencies (``pyproject.toml``)
-  in the job's runtime environment (``pip``), which Ray installs once per node and caches;
-  ``--no-install`` skips that for images that already hold them.
+  but Ray in the job's runtime environment (``pip``), which Ray installs once per node and
+  caches; ``--no-install`` skips that for images that already hold them. Ray itself is the
+  cluster's: Ray refuses a runtime environment that changes its own version, and one that
+  matches would reinstall it for nothing. ``submit`` says so when the cluster's Ray differs from
+  the one pinned here (``ray_version_note``).
 
 ``labrun stop`` is Ray's: SIGTERM to the job's processes, SIGKILL after a grace period. labrun
 ends a run on SIGTERM like on Ctrl-C (final checkpoint, storage push, exit 143), and asks for a
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import sys
 import time
@@ -96,9 +100,37 @@ def connect(address: str | None = None):
 
 
 def project_dependencies() -> list[str]:
-    """The pinned dependencies of pyproject.toml, for a job's pip runtime environment."""
+    """The pinned dependencies of pyproject.toml."""
     with open(REPO / "pyproject.toml", "rb") as f:
         return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def _name(spec: str) -> str:
+    return re.split(r"[\[=<>~! ;]", spec, maxsplit=1)[0].strip().lower()
+
+
+def job_dependencies() -> list[str]:
+    """A job's pip runtime environment: the project's dependencies but Ray (the cluster's)."""
+    return [spec for spec in project_dependencies() if _name(spec) != "ray"]
+
+
+def pinned_ray_version() -> str | None:
+    """The Ray version pyproject.toml pins (``ray[...]==X``), if it pins one."""
+    for spec in project_dependencies():
+        if _name(spec) == "ray" and "==" in spec:
+            return spec.split("==", 1)[1].split(";")[0].strip()
+    return None
+
+
+def ray_version_note(client) -> str | None:
+    """A line saying that the cluster's Ray differs from the one pinned here, or None. The
+    version is the one the Jobs API reported when the client connected."""
+    theirs, ours = getattr(client, "_server_ray_version", None), pinned_ray_version()
+    if theirs is None or ours is None or theirs == ours:
+        return None
+    return (f"warning: the cluster at {client.labrun_address} runs Ray {theirs}; labrun is tested "
+            f"with Ray {ours} (pyproject.toml). The job uses the cluster's Ray; if it fails, run a "
+            f"cluster with Ray {ours}")
 
 
 def job_spec(command: str, config: str, sets: list[str], address: str, storage: str | None,
@@ -126,7 +158,7 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
             "RAY_JOB_STOP_SIGNAL": "SIGTERM", STOP_GRACE_VAR: str(stop_grace_s)}
     runtime_env: dict[str, Any] = {"working_dir": working_dir, "env_vars": env}
     if install if install is not None else not local:
-        runtime_env["pip"] = project_dependencies()
+        runtime_env["pip"] = job_dependencies()
     return shlex.join(argv), runtime_env
 
 
