@@ -69,6 +69,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    if args.json_schema:
+        return views.write_json_schemas(args.json_schema)
     return views.keys(args.lab, args.markdown)
 
 
@@ -261,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true",
                    help="every lab's keys and the sweep file's, as the Markdown of "
                         "docs/configuration.md")
+    p.add_argument("--json-schema", default=None, metavar="DIR",
+                   help="write DIR/experiment.schema.json and DIR/sweep.schema.json, the JSON "
+                        "Schemas editors check experiment and sweep files with (the shipped "
+                        "configs point at configs/schema/)")
     p.set_defaults(func=cmd_keys)
 
     def add_jobs_address(p: argparse.ArgumentParser) -> None:

@@ -1,5 +1,5 @@
-"""The commands that only read and print: ``labrun runs``, ``labrun keys``, ``--dry-run`` and
-``--version``. Nothing here starts Ray or writes a file."""
+"""The commands that only read and print: ``labrun runs``, ``labrun keys`` (and the JSON Schemas
+it writes), ``--dry-run`` and ``--version``. Nothing here starts Ray."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from cluster import catalog, labs
-from cluster.config import preview
+from cluster.config import json_schema, preview
 from cluster.config.reference import markdown
 from cluster.config.schema import describe_fields
 from cluster.config.sweep import SweepConfig
 from cluster.errors import EXIT_OK, UsageError
+from supervised.files import atomic_write
 
 
 def runs(runs_dir: str, lab: str | None, status: str | None, as_json: bool) -> int:
@@ -43,6 +44,19 @@ def runs(runs_dir: str, lab: str | None, status: str | None, as_json: bool) -> i
     metrics = sorted({e.metric for e in entries})
     if metrics:
         print(f"last / best: {', '.join(metrics)}; time: training time; folders: --json")
+    return EXIT_OK
+
+
+def write_json_schemas(folder: str) -> int:
+    """``labrun keys --json-schema DIR``: the experiment and sweep files' JSON Schemas."""
+    written = []
+    for kind, schema in (("experiment", json_schema.experiment_schema(
+            {name: lab.experiment for name, lab in labs.LABS.items()})),
+                         ("sweep", json_schema.sweep_schema(SweepConfig))):
+        path = Path(folder) / json_schema.FILES[kind]
+        atomic_write(path, json.dumps(schema, indent=1) + "\n")
+        written.append(str(path))
+    print(f"wrote {' and '.join(written)}")
     return EXIT_OK
 
 

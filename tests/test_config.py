@@ -130,3 +130,44 @@ def test_the_configuration_reference_in_docs_is_what_labrun_keys_generates():
     generated = markdown((name, lab.experiment) for name, lab in LABS.items())
     assert "| `learner.lr` |" in generated and "## Lab `dbvae`" in generated
     assert (REPO / "docs" / "configuration.md").read_text() == generated
+
+
+# ------------------------------------------------------------------------- JSON Schemas for editors
+
+def test_every_shipped_config_points_at_its_schema_and_follows_it():
+    """configs/schema/ holds what `labrun keys --json-schema` generates from the config classes;
+    every experiment and sweep file names its schema on its first line (the YAML language
+    server's comment) and validates against it; a bad value, an unknown key and an unknown lab
+    do not."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    from cluster import labs
+    from cluster.config import json_schema
+    from cluster.config.sweep import SweepConfig
+    from helpers import REPO
+
+    schemas = {"experiment": json_schema.experiment_schema({n: lab.experiment for n, lab in labs.LABS.items()}),
+               "sweep": json_schema.sweep_schema(SweepConfig)}
+    for kind, schema in schemas.items():
+        shipped = json.loads((REPO / "configs" / "schema" / json_schema.FILES[kind]).read_text())
+        assert shipped == schema, f"configs/schema/ is stale: run `labrun keys --json-schema configs/schema`"
+        jsonschema.Draft202012Validator.check_schema(schema)
+    configs = sorted((REPO / "configs").glob("*.yaml"))
+    assert len(configs) >= 11
+    for path in configs:
+        text = path.read_text()
+        data = yaml.safe_load(text)
+        kind = "sweep" if "search_space" in data else "experiment"
+        assert text.splitlines()[0] == f"# yaml-language-server: $schema=schema/{json_schema.FILES[kind]}", path
+        errors = [e.message for e in jsonschema.Draft202012Validator(schemas[kind]).iter_errors(data)]
+        assert not errors, f"{path.name}: {errors}"
+    validator = jsonschema.Draft202012Validator(schemas["experiment"])
+    cartpole = yaml.safe_load((REPO / "configs" / "cartpole.yaml").read_text())
+    for broken in ({**cartpole, "learner": {**cartpole["learner"], "lr": -1}},
+                   {**cartpole, "learner": {**cartpole["learner"], "lrr": 0.1}},
+                   {**cartpole, "lab": "nosuch"},
+                   {**yaml.safe_load((REPO / "configs" / "mnist.yaml").read_text()), "rollout": {}}):
+        assert not validator.is_valid(broken), broken
