@@ -17,7 +17,7 @@ import traceback
 from cluster import labs, views
 from cluster.config import preview
 from cluster.config.schema import ConfigError
-from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from cluster.infra import commands as infra
 from cluster.infra.jobs import STOP_GRACE_S
 from cluster.infra.session import ClusterError
@@ -66,6 +66,31 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     return views.runs(args.runs_dir, args.lab, args.status, args.json)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    parser = build_parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():   # argparse keeps them there
+        for action in sub._actions:
+            if action.dest == "config":
+                action.complete = YAML_FILE          # experiment and sweep files
+            elif action.dest in ("run_dir", "runs_dir"):
+                action.complete = FOLDER             # run, sweep and runs folders
+    print(shtab.complete(parser, args.shell, preamble={"bash": BASH_PREAMBLE}))
+    return EXIT_OK
+
+
+# What shtab completes: YAML files (and folders to descend into), or folders.
+YAML_FILE = {"bash": "_labrun_yaml_files", "zsh": "_files -g '*.(yaml|yml)'"}
+FOLDER = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/"}
+BASH_PREAMBLE = """
+_labrun_yaml_files() {
+  compgen -d -S / -- "$1"
+  compgen -f -- "$1" | grep -E '[.]ya?ml$'
+}
+"""
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -253,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "interrupted"], help="only runs in this status")
     p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("completion", help="print a shell completion script (bash or zsh)",
+                       description="Print the completion script of labrun for a shell: commands, "
+                                   "options, experiment and sweep files, run folders. Bash: "
+                                   "`eval \"$(labrun completion bash)\"` in ~/.bashrc; zsh: "
+                                   "`labrun completion zsh > \"${fpath[1]}/_labrun\"`, then a new "
+                                   "shell.")
+    p.add_argument("shell", choices=["bash", "zsh"])
+    p.set_defaults(func=cmd_completion)
 
     p = sub.add_parser("keys", help="list every key an experiment or sweep file may set",
                        description="Every key of an experiment file of one lab (its top-level "

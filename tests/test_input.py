@@ -529,3 +529,47 @@ def test_version_names_labrun_and_its_main_dependencies():
     text = " ".join(out.split())
     assert text.startswith(f"labrun {metadata.version('labrun')} (Python ")
     assert f"Ray {metadata.version('ray')}" in text and f"TensorFlow {metadata.version('tensorflow')}" in text
+
+
+# ---------------------------------------------------------------------------- shell completion
+
+COMPLETE = """
+source "$1"
+comp() { COMP_WORDS=("$@"); COMP_CWORD=$(($#-1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+         COMPREPLY=(); _shtab_labrun labrun "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"
+         printf '%s ' "${COMPREPLY[@]}"; echo; }
+comp labrun tr
+comp labrun ""
+comp labrun train configs/cartp
+comp labrun train configs/cartpole.yaml --dr
+comp labrun eval "$2/"
+"""
+
+
+def test_bash_completion_offers_commands_options_config_files_and_run_folders(tmp_path):
+    """The script `labrun completion bash` prints, sourced in bash and asked as the shell asks
+    on TAB: commands, a command's options, YAML files for a config, folders for a run."""
+    import subprocess
+
+    (tmp_path / "runs" / "cartpole__0__20260101-000000").mkdir(parents=True)
+    (tmp_path / "runs" / "notes.txt").write_text("")
+    script = run_cli("completion", "bash")
+    assert script.returncode == 0, script.stderr
+    (tmp_path / "labrun.bash").write_text(script.stdout)
+    out = subprocess.run(["bash", "-c", COMPLETE, "-", str(tmp_path / "labrun.bash"), str(tmp_path / "runs")],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    first, every, configs, options, folders = (line.split() for line in out.stdout.splitlines())
+    assert first == ["train"]
+    assert {"train", "tune", "resume", "eval", "runs", "keys", "submit", "completion"} <= set(every)
+    assert sorted(configs) == ["configs/cartpole.yaml", "configs/cartpole_sweep.yaml"]
+    assert options == ["--dry-run"]
+    assert folders == [f"{tmp_path / 'runs' / 'cartpole__0__20260101-000000'}"]   # no files
+
+
+def test_zsh_completion_names_every_command():
+    script = run_cli("completion", "zsh")
+    assert script.returncode == 0 and script.stdout.startswith("#compdef labrun")
+    for command in ("train", "tune", "runs", "completion", "--dry-run", "_files -g '*.(yaml|yml)'"):
+        assert command in script.stdout
+    assert run_cli("completion", "fish").returncode == 2
