@@ -86,9 +86,14 @@ def test_tensorboard_command_serves_the_runs(solved_run):
     proc = start_cli("tensorboard", str(run_dir.parent), "--port", str(port))
     try:
         line = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}/" in line
+        assert f"http://127.0.0.1:{port}/#custom_scalars" in line     # opens on the layout
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=30) as resp:
             assert resp.status == 200
+        url = f"http://127.0.0.1:{port}/data/plugin/custom_scalars/layout"
+        layout = wait_for(lambda: json.loads(urllib.request.urlopen(url, timeout=30).read()) or None,
+                          60, 1.0, "the custom scalars layout")
+        titles = [c["title"] for category in layout["category"] for c in category["chart"]]
+        assert "episode return: mean, min-max band (last stop.window episodes)" in titles
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stdout.read()

@@ -166,7 +166,8 @@ def tensorboard(runs_dir: str, port: int | None) -> int:
         if proc.poll() is not None:
             print(f"error: TensorBoard exited: {proc.stderr.read().strip()[-500:]}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
+        print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/#custom_scalars  (each lab's "
+              f"main charts; every metric under Scalars; Ctrl-C to stop)", flush=True)
         return EXIT_OK if proc.wait() == 0 else EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK

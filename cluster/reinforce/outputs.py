@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cluster.folders import new_folder
+from cluster.tensorboard_layout import write_layout
 from supervised.files import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
@@ -48,6 +49,7 @@ class RunOutputs:
         # TensorBoard hides events at steps >= purge_step: keep the checkpoint's own row.
         purge = None if resume_step is None else resume_step + 1
         self._tb = SummaryWriter(logdir=str(run_dir / TB_DIR), flush_secs=5, purge_step=purge)
+        write_layout(self._tb, "rl")   # what TensorBoard's Custom Scalars tab shows first
 
     def write(self, metrics: Mapping[str, float], step: int) -> None:
         row = {"timestamp": time.time(), "step": step, **metrics}

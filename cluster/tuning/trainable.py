@@ -19,6 +19,7 @@ from typing import Any
 from cluster.config import schema
 from cluster.config.sweep import nested
 from cluster.devices import enable_memory_growth
+from cluster.tensorboard_layout import TUNE_PREFIX, write_layout
 from supervised.data import DataUnavailable
 from supervised.lab import Lab
 
@@ -60,7 +61,7 @@ def lab_trainable(config: dict[str, Any], lab: Any) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             runner.restore(folder)
-    summaries = TrialSummaries(trial_dir / "images")
+    summaries = TrialSummaries(trial_dir / "images", lab.name)
     while runner.epoch < runner.total_epochs:
         try:
             metrics = runner.train_epoch()
@@ -85,10 +86,11 @@ class TrialSummaries:
     matrix...), ``lab.texts()`` (Markdown) and ``lab.audio()`` ({tag: (float samples [N] in
     [-1, 1], sample rate)}). The folder keeps its old name, images."""
 
-    def __init__(self, logdir: Path):
+    def __init__(self, logdir: Path, lab: str):
         from tensorboardX import SummaryWriter
 
         self._writer = SummaryWriter(logdir=str(logdir))
+        write_layout(self._writer, lab, TUNE_PREFIX)   # the Custom Scalars tab: the lab's charts
 
     def write(self, lab: Lab, step: int) -> None:
         for tag, image in lab.images().items():
