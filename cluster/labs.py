@@ -16,7 +16,6 @@ To add a lab: its config class under ``supervised/config.py``, an experiment cla
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
@@ -26,6 +25,7 @@ from cluster.config.lab_experiments import DbvaeExperiment, IntroExperiment, Mni
 from cluster.config.rl_experiment import ExperimentConfig, check_env, check_sweep_trial
 from cluster.config.schema import ConfigError
 from cluster.config.sweep import Sweep, SweepConfig, candidate_values, check_space, nested
+from cluster.quiet import import_quietly
 from cluster.reinforce import commands as reinforce_commands
 from cluster.reinforce import trial as reinforce_trial
 from cluster.reinforce.trainer import METRICS as REINFORCE_METRICS
@@ -93,7 +93,7 @@ class SupervisedLab:
 
     def runner_class(self) -> type:
         module, _, name = self.runner.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return getattr(import_quietly(module), name)   # (TensorFlow's start-up chatter off)
 
     def metrics(self) -> tuple[str, ...]:
         return tuple(self.runner_class().METRICS)

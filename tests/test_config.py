@@ -153,7 +153,7 @@ def test_every_shipped_config_points_at_its_schema_and_follows_it():
                "sweep": json_schema.sweep_schema(SweepConfig)}
     for kind, schema in schemas.items():
         shipped = json.loads((REPO / "configs" / "schema" / json_schema.FILES[kind]).read_text())
-        assert shipped == schema, f"configs/schema/ is stale: run `labrun keys --json-schema configs/schema`"
+        assert shipped == schema, "configs/schema/ is stale: run `labrun keys --json-schema configs/schema`"
         jsonschema.Draft202012Validator.check_schema(schema)
     configs = sorted((REPO / "configs").glob("*.yaml"))
     assert len(configs) >= 11

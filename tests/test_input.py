@@ -573,3 +573,40 @@ def test_zsh_completion_names_every_command():
     for command in ("train", "tune", "runs", "completion", "--dry-run", "_files -g '*.(yaml|yml)'"):
         assert command in script.stdout
     assert run_cli("completion", "fish").returncode == 2
+
+
+# ----------------------------------------------------------------------------- a quiet console
+
+NOISY_MODULE = """
+import os
+os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+os.write(2, b"I0000 00:00:1796409018.704948   12068 port.cc:153] oneDNN custom operations are on.\\n")
+os.write(2, b"E0000 00:00:1796408081.542970   31322 cuda_platform.cc:52] failed call to cuInit\\n")
+os.write(2, b"a warning that matters\\n")
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_native_start_up_chatter_is_dropped_and_everything_else_kept(tmp_path, debug):
+    """import_quietly drops TensorFlow's known start-up lines from fd 2 and writes the rest back;
+    LABRUN_DEBUG keeps them all."""
+    import subprocess
+    import sys
+
+    (tmp_path / "noisy.py").write_text(NOISY_MODULE)
+    code = "from cluster.quiet import import_quietly; import_quietly('noisy')"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{REPO}", **({"LABRUN_DEBUG": "1"} if debug else {})}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert "a warning that matters" in lines
+    assert len(lines) == (4 if debug else 1), lines
+
+
+def test_commands_that_import_tensorflow_print_none_of_its_start_up_chatter():
+    from cluster.quiet import CHATTER
+
+    out = run_cli("tune", "configs/mnist_sweep.yaml", "--dry-run")   # imports the MNIST lab: TF
+    assert out.returncode == 0, out.stderr
+    assert not [line for line in out.stderr.splitlines() if CHATTER.match(line.strip())], out.stderr

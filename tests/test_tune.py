@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -91,10 +93,19 @@ def test_mnist_trial_reports_accuracy_and_images(ray_address, tmp_path):
 
 def test_a_two_trial_sweep_writes_table_best_config_and_plot(ray_address, tmp_path):
     path = write_sweep(tmp_path, {"intro.lr": {"grid": [0.002, 0.02]}}, max_concurrent_trials=2)
-    out = run_cli("tune", str(path), "--address", ray_address, "--runs-dir", str(tmp_path / "runs"))
+    out = run_cli("tune", str(path), "--address", ray_address, "--runs-dir", str(tmp_path / "runs"),
+                  env={**os.environ, "COLUMNS": "80"})
     assert out.returncode == 0, out.stdout + out.stderr
     folder = next((tmp_path / "runs").iterdir())
     assert (folder / "results.csv").read_text().startswith("trial,intro.lr,fit/loss,epochs,status")
+    # a quiet, truthful console: none of Tune's own output (its box, a TensorBoard hint on a
+    # folder under Ray's temp directory, its snapshot warning), the table within 80 columns
+    # with short trial ids and the swept value as a column
+    assert "/tmp/ray" not in out.stdout + out.stderr and "Configuration for experiment" not in out.stdout
+    assert "snapshotting" not in out.stderr, out.stderr
+    table = out.stdout[out.stdout.index("labrun: "):]
+    assert max(map(len, table.splitlines())) <= 80, table
+    assert re.search(r"│ [0-9a-f]{5}_0000[01] +│ 0\.02 ", table), table
     rows = read_results(folder)
     losses = [float(row["fit/loss"]) for row in rows]
     assert len(rows) == 2 and losses == sorted(losses)               # best (lowest) first

@@ -14,7 +14,6 @@ and every metrics row carries ``time/startup_s`` (the origin to the end of the f
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import threading
@@ -22,6 +21,7 @@ import time
 from typing import Any, Iterable
 
 from cluster.config.rl_experiment import ExperimentConfig
+from cluster.quiet import import_quietly
 
 LINE_PREFIX = "start-up"
 
@@ -99,7 +99,7 @@ def prefetch_tensorflow(cfg: ExperimentConfig,
     def load() -> None:
         if startup is not None:
             startup.begin("tensorflow")
-        importlib.import_module("rl.learner")
+        import_quietly("rl.learner")   # TensorFlow, its start-up chatter off the console
         if startup is not None:
             startup.end("tensorflow")
     thread = threading.Thread(target=load, name="prefetch-tensorflow", daemon=True)

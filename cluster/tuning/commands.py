@@ -6,6 +6,7 @@ values, tunes) goes to rich as ``Text``, so it prints as it is, never as rich ma
 from __future__ import annotations
 
 import glob
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -99,14 +100,21 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
 
 def _results_table(study: Study, rows: list[dict[str, Any]]) -> Table:
     title = Text(f"labrun: {study.name} (best first by {study.metric}, {study.mode})", style="table.title")
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=min(len(title), 80))
     columns = ["trial", *study.space, study.metric, "epochs", "status"]
     for column in columns:
         table.add_column(Text(column.split(".")[-1] if column in study.space else column),
                          overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(row[c]) for c in columns))
+    for row in rows:   # the trial's short id (its folder: results.csv), swept values beside it
+        table.add_row(*(_cell(short_trial_name(row[c]) if c == "trial" else row[c]) for c in columns))
     return table
+
+
+def short_trial_name(folder: str) -> str:
+    """A Tune trial folder's name, ``lab_trainable_1b39e_00001_1_intro_lr=0.1000_2026-...``, as
+    its trial id ``1b39e_00001``; any other name as it is."""
+    match = re.search(r"_([0-9a-f]{5}_\d{5})_", folder)
+    return match.group(1) if match else folder
 
 
 def _files_table(study: Study) -> Table:

@@ -43,6 +43,13 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     # metrics, which Tune's strict check refuses; labrun checks a sweep's metric against the
     # lab's metrics when it loads the sweep. Read by Tune in this (the driver's) process.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # Tune's own console output is off: labrun prints each trial's progress (``Progress``) and
+    # the results. Tune's new output engine prints its experiment box and a TensorBoard hint on
+    # a folder under Ray's temp directory even at verbose=0; the legacy one honours verbose=0.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # Trials checkpoint every epoch on purpose (a restart loses at most one); Tune's warning that
+    # its experiment snapshots come often would repeat through a sweep and asks for nothing.
+    os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
     cluster = RaySession.resources()
     trial = lab.tune_trial(study.experiment, cluster)
     if resume:
