@@ -93,6 +93,10 @@ _labrun_yaml_files() {
 """
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    return views.fetch_data(args.names)
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     if args.json_schema:
         return views.write_json_schemas(args.json_schema)
@@ -287,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "shell.")
     p.add_argument("shell", choices=["bash", "zsh"])
     p.set_defaults(func=cmd_completion)
+
+    p = sub.add_parser("data", help="fetch the labs' datasets ahead of a run",
+                       description="fetch: download the published files the labs read (MNIST, "
+                                   "the course's irish.abc, the DB-VAE's 1.35 GB train_face.h5) "
+                                   "into the cache the labs look in (~/.cache/labrun), with "
+                                   "progress, checked (SHA-256, or the file's layout where none is "
+                                   "published), resuming a broken download; says where each is. A "
+                                   "file already in $LABRUN_DATA_DIR or the cache is not fetched.")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("names", nargs="*", default=["all"], metavar="NAME",
+                   choices=["mnist", "music", "faces", "all"], help="mnist, music, faces or all (default)")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("keys", help="list every key an experiment or sweep file may set",
                        description="Every key of an experiment file of one lab (its top-level "

@@ -18,7 +18,7 @@ from cluster.config import json_schema, preview
 from cluster.config.reference import markdown
 from cluster.config.schema import describe_fields
 from cluster.config.sweep import SweepConfig
-from cluster.errors import EXIT_OK, UsageError
+from cluster.errors import EXIT_FAILED, EXIT_OK, UsageError
 from supervised.files import atomic_write
 
 
@@ -58,6 +58,28 @@ def write_json_schemas(folder: str) -> int:
         written.append(str(path))
     print(f"wrote {' and '.join(written)}")
     return EXIT_OK
+
+
+def fetch_data(names: list[str]) -> int:
+    """``labrun data fetch``: each dataset into the cache (or found where it is); exit 1 if one
+    could not be fetched (a broken download continues on the next call)."""
+    from supervised import datasets
+
+    known = datasets.datasets()
+    failed = 0
+    for name in known if "all" in names else dict.fromkeys(names):
+        dataset = known[name]
+        try:
+            path, how = datasets.fetch(dataset)
+        except (OSError, ValueError) as err:   # the network, a full disk, a file that is not it
+            failed += 1
+            left = Path(str(datasets.default_cache_dir() / dataset.file) + ".partial")
+            resume = (f"; {left.stat().st_size / 2**20:.0f} MiB fetched, `labrun data fetch {name}` "
+                      f"continues from there" if left.is_file() and left.stat().st_size else "")
+            print(f"error: {name}: {getattr(err, 'reason', None) or err}{resume}", file=sys.stderr)
+            continue
+        print(f"{name}: {path} ({how}; {datasets.how_checked(dataset, how)}; read by {dataset.labs})")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def keys(lab: str, as_markdown: bool) -> int:

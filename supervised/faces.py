@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from supervised.data import DATA_DIR_ENV, Absent, DataUnavailable, default_cache_dir, find_local
-from supervised.files import FolderNotWritable, download, sha256_file
+from supervised.files import FolderNotWritable, download_resumable, sha256_file
 
 FACES_NAME = "train_face.h5"
 FACES_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"  # the course's
@@ -178,8 +178,8 @@ def _download(url: str, cache: Path, sha256: str | None, timeout: float,
     """``url`` streamed to ``cache`` (``files.download``), if its SHA-256 is ``sha256`` (None: not
     checked) and its layout is right; None (noted in ``tried``) if any step fails."""
     try:
-        download(url, cache, sha256=sha256, timeout=timeout, what=FACES_NAME,
-                 check=lambda tmp: H5FaceData(tmp).close())
+        download_resumable(url, cache, sha256=sha256, timeout=timeout, what=FACES_NAME,
+                           check=lambda tmp: H5FaceData(tmp).close())   # 1.35 GB: resumes
         return H5FaceData(cache)
     except FolderNotWritable as err:
         tried.append(f"download {url}: cannot write to the cache folder {cache.parent}: "

@@ -1,4 +1,5 @@
-"""The project's file helpers: one atomic write, one downloader. ``cluster/`` uses them too.
+"""The project's file helpers: one atomic write, one downloader (and its resumable form for
+``labrun data fetch``). ``cluster/`` uses them too.
 
 ``atomic_write`` puts a file in place whole or not at all: written to a temporary file beside it,
 flushed to disk, then renamed over it. ``download`` streams a URL the same way, checking its
@@ -8,6 +9,7 @@ SHA-256 on the way, so a file at ``dest`` is always a complete, checked one.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import secrets
 import sys
@@ -99,21 +101,82 @@ def download(url: str, dest: str | Path, *, sha256: str | None, timeout: float, 
     return dest
 
 
+def download_resumable(url: str, dest: str | Path, *, sha256: str | None, timeout: float,
+                       what: str = "", check: Callable[[Path], object] | None = None) -> Path:
+    """``download``, resumable: the bytes go to ``dest.partial`` (one writer at a time: a lock
+    on it, so a second process waits, then finds ``dest`` done), which a broken transfer leaves
+    for the next call to continue with an HTTP Range request (a server that ignores it sends the
+    whole file, and the partial file starts over). The SHA-256 covers every byte, the partial
+    ones included; a mismatch or a failed ``check`` removes the partial file. Returns ``dest``."""
+    import fcntl
+
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".partial")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise FolderNotWritable(f"cannot write to the folder {dest.parent}: {err}") from err
+    with os.fdopen(fd, "r+b") as f:
+        # A POSIX record lock, released when the file closes: not an flock, which HDF5 takes
+        # itself when ``check`` opens the file.
+        fcntl.lockf(f.fileno(), fcntl.LOCK_EX)
+        if dest.is_file() and not part.exists():          # another process finished meanwhile
+            return dest
+        digest, have = hashlib.sha256(), 0
+        while chunk := f.read(CHUNK):                     # what an earlier transfer left
+            digest.update(chunk)
+            have += len(chunk)
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if have and getattr(response, "status", 200) != 206:   # the server sends it all
+                f.seek(0)
+                f.truncate()
+                digest, have = hashlib.sha256(), 0
+            size = response.headers.get("Content-Length")
+            total = have + int(size) if size and size.isdigit() else None
+            with _progress(what or dest.name, total, have) as advance:
+                try:
+                    while chunk := response.read(CHUNK):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        advance(len(chunk))
+                except http.client.HTTPException as err:   # a connection cut mid-file
+                    raise OSError(f"the transfer broke after {f.tell() / 2**20:.1f} MiB "
+                                  f"({type(err).__name__})") from err
+            if total is not None and f.tell() < total:        # (urllib may just stop short)
+                raise OSError(f"the transfer broke after {f.tell() / 2**20:.1f} MiB of "
+                              f"{total / 2**20:.1f}")
+        f.flush()
+        os.fsync(f.fileno())
+        try:
+            if sha256 is not None and (got := digest.hexdigest()) != sha256:
+                raise ChecksumMismatch(f"SHA-256 {got} is not the expected {sha256}")
+            if check is not None:
+                check(part)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, dest)
+    return dest
+
+
 @contextmanager
-def _progress(what: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """``advance(bytes)`` of a download's progress on stderr: a rich bar on a terminal, else a
-    plain line at every further tenth of ``total`` (with no total known: every 10 MiB)."""
+def _progress(what: str, total: int | None, done: int = 0) -> Iterator[Callable[[int], None]]:
+    """``advance(bytes)`` of a download's progress on stderr (``done`` bytes there already): a
+    rich bar on a terminal, else a plain line at every further tenth of ``total`` (with no total
+    known: every 10 MiB)."""
     if sys.stderr.isatty():
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), console=Console(stderr=True)) as bar:
-            task = bar.add_task(f"downloading {what}", total=total)
+            task = bar.add_task(f"downloading {what}", total=total, completed=done)
             yield lambda n: bar.advance(task, n)
         return
-    done, reported = 0, 0
     step = max(1, total // 10) if total else 10 << 20
+    reported = done // step
 
     def advance(n: int) -> None:
         nonlocal done, reported

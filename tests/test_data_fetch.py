@@ -1,0 +1,119 @@
+"""``labrun data fetch`` and the resumable download behind it: a transfer cut mid-file leaves
+its bytes, the next call continues with an HTTP Range request from a server on 127.0.0.1 (a
+server that ignores Range sends it all again), the SHA-256 covers every byte, and a file that
+is already where the labs look is not fetched. Nothing here leaves this machine."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import shutil
+import threading
+
+import pytest
+
+from helpers import REPO, run_cli
+from supervised.files import ChecksumMismatch, download_resumable
+
+PAYLOAD = os.urandom(3 << 20)
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class Server:
+    """Serves PAYLOAD; ``cut_after`` bytes then hangs up (once), ``ranges`` honours Range."""
+
+    def __init__(self, cut_after: int | None = None, ranges: bool = True):
+        self.cut_after, self.ranges, self.seen = cut_after, ranges, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                asked = self.headers.get("Range")
+                server.seen.append(asked)
+                start = int(asked.split("=")[1].rstrip("-")) if asked and server.ranges else 0
+                body = PAYLOAD[start:]
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.cut_after is not None:
+                    self.wfile.write(body[:server.cut_after])
+                    server.cut_after = None
+                    return                                   # the connection closes short
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/train_face.h5"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_a_broken_download_continues_where_it_stopped(tmp_path, ranges):
+    server = Server(cut_after=1 << 20, ranges=ranges)
+    dest = tmp_path / "cache" / "train_face.h5"
+    try:
+        with pytest.raises(OSError, match="the transfer broke after 1.0 MiB"):
+            download_resumable(server.url, dest, sha256=SHA, timeout=10)
+        assert not dest.exists() and dest.with_name("train_face.h5.partial").stat().st_size == 1 << 20
+        assert download_resumable(server.url, dest, sha256=SHA, timeout=10) == dest
+    finally:
+        server.close()
+    assert dest.read_bytes() == PAYLOAD and sorted(p.name for p in dest.parent.iterdir()) == ["train_face.h5"]
+    assert server.seen == [None, f"bytes={1 << 20}-"]       # the second asked for the rest only
+
+
+def test_a_download_that_is_not_the_file_is_not_kept(tmp_path):
+    server = Server()
+    dest = tmp_path / "train_face.h5"
+    try:
+        with pytest.raises(ChecksumMismatch):
+            download_resumable(server.url, dest, sha256="00" * 32, timeout=10)
+        with pytest.raises(ValueError, match="not it"):
+            download_resumable(server.url, dest, sha256=None, timeout=10,
+                               check=lambda path: (_ for _ in ()).throw(ValueError("not it")))
+    finally:
+        server.close()
+    assert list(tmp_path.iterdir()) == []                   # neither the file nor a partial one
+
+
+def test_data_fetch_finds_what_is_at_hand_and_says_where(tmp_path):
+    """No download: MNIST and irish.abc from $LABRUN_DATA_DIR, then irish.abc from the cache."""
+    shared = REPO.parent / "shared" / "data"
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "LABRUN_DATA_DIR": str(shared)}
+    out = run_cli("data", "fetch", "mnist", "music", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"mnist: {shared / 'mnist.npz'} (found in $LABRUN_DATA_DIR; its layout checked, as the labs "
+        f"read it; read by mnist)",
+        f"music: {shared / 'irish.abc'} (found in $LABRUN_DATA_DIR; its layout checked, as the labs "
+        f"read it; read by music (corpus irish or auto))"]
+    cache = home / ".cache" / "labrun"
+    cache.mkdir(parents=True)
+    shutil.copy(shared / "irish.abc", cache / "irish.abc")          # the published file
+    env.pop("LABRUN_DATA_DIR")
+    out = run_cli("data", "fetch", "music", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"music: {cache / 'irish.abc'} (already in the cache; SHA-256 verified")
+    assert run_cli("data", "fetch", "cifar", env=env).returncode == 2
+
+
+def test_a_cached_file_that_is_not_the_published_one_is_fetched_again(tmp_path):
+    from supervised.datasets import Dataset, fetch
+
+    server = Server()
+    dataset = Dataset("x", "train_face.h5", server.url, SHA, "tests", check=lambda path: None)
+    (tmp_path / "train_face.h5").write_bytes(b"not the published file")
+    try:
+        assert fetch(dataset, cache_dir=tmp_path) == (tmp_path / "train_face.h5", "downloaded")
+        assert fetch(dataset, cache_dir=tmp_path) == (tmp_path / "train_face.h5", "already in the cache")
+    finally:
+        server.close()
+    assert (tmp_path / "train_face.h5").read_bytes() == PAYLOAD and server.seen == [None]
