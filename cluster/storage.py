@@ -71,17 +71,19 @@ def split(uri: str) -> tuple[str, str]:
 
 
 def _upload(fs, path: Path, target: str) -> None:
+    import pyarrow.fs
+
     fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(target) as out, open(path, "rb") as src:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
+    pyarrow.fs.copy_files(str(path), target, source_filesystem=pyarrow.fs.LocalFileSystem(),
+                          destination_filesystem=fs)
 
 
 def _download(fs, source: str, path: Path) -> None:
+    import pyarrow.fs
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with fs.open_input_stream(source) as src, open(path, "wb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
+    pyarrow.fs.copy_files(source, str(path), source_filesystem=fs,
+                          destination_filesystem=pyarrow.fs.LocalFileSystem())
 
 
 def upload(local: Path, uri: str, names: list[str]) -> None:

@@ -32,7 +32,7 @@ from cluster.folders import new_folder
 from supervised.files import atomic_write
 
 RESULTS_FILE, BEST_FILE, PLOT_FILE = "results.csv", "best_config.yaml", "comparison.png"
-STUDY_FILE, TUNER_FILE = "study.yaml", "tuner.pkl"   # ours (what resume needs), Tune's
+STUDY_FILE = "study.yaml"   # ours: what resume needs beside Tune's own state
 EXPERIMENT_FILE = "experiment.yaml"
 OUR_FILES = [STUDY_FILE, EXPERIMENT_FILE, RESULTS_FILE, BEST_FILE, PLOT_FILE]  # copied to a storage URI
 
@@ -113,12 +113,11 @@ class Study:
             parent, name = storage.split(uri)
             folder = storage.staging_dir(parent) / name
             storage.download(uri, folder, OUR_FILES)
-            has_tuner = storage.is_file(storage.join(uri, TUNER_FILE))
         else:
             folder = Path(where).resolve()
-            has_tuner = (folder / TUNER_FILE).is_file()
-        if not (folder / STUDY_FILE).is_file() or not has_tuner:
-            raise ValueError(f"{uri or folder}: not a labrun Tune folder (no {STUDY_FILE} and {TUNER_FILE})")
+        if not (folder / STUDY_FILE).is_file() or not _tune_can_restore(uri or str(folder)):
+            raise ValueError(f"{uri or folder}: not a labrun Tune folder (no {STUDY_FILE}, or "
+                             f"nothing Tune can restore)")
         data = yaml.safe_load((folder / STUDY_FILE).read_text())
         space = {k: (dist, args) for k, (dist, args) in (data.get("space") or {}).items()}
         lab = data.get("lab", data.get("kind"))   # "kind": study files written before 2026-11-29
@@ -142,3 +141,14 @@ def _absolute_paths(data: dict[str, Any], lab: str, base: Path | None = None) ->
         return data
     path = str(((base or Path.cwd()) / settings["data_path"]).resolve())
     return {**data, lab: {**settings, "data_path": path}}
+
+
+def _tune_can_restore(location: str) -> bool:
+    """Whether Tune finds a run it can restore at ``location`` (a folder or a storage URI):
+    Ray's own check, not its file names."""
+    from ray import tune
+
+    if storage.is_uri(location):
+        fs, path = storage.open_uri(location)
+        return tune.Tuner.can_restore(path, storage_filesystem=fs)
+    return tune.Tuner.can_restore(location)
