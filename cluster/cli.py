@@ -1,6 +1,6 @@
 """``labrun``: the command line. Parses and dispatches; each command's work lives with its concern
 (``cluster/reinforce/commands.py``, ``cluster/tuning/commands.py``, ``cluster/infra/commands.py``;
-the commands that only read and print in ``cluster/views.py``),
+the commands that only read, print or fetch in ``cluster/views.py``),
 and the lab an experiment file names is looked up in the registry (``cluster/labs.py``).
 
 Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM
@@ -17,7 +17,7 @@ import traceback
 from cluster import labs, views
 from cluster.config import preview
 from cluster.config.schema import ConfigError
-from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from cluster.infra import commands as infra
 from cluster.infra.jobs import STOP_GRACE_S
 from cluster.infra.session import ClusterError
@@ -62,45 +62,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     return infra.tensorboard(args.runs_dir, args.port)
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    return views.runs(args.runs_dir, args.lab, args.status, args.json)
-
-
-def cmd_completion(args: argparse.Namespace) -> int:
-    import shtab
-
-    parser = build_parser()
-    for sub in parser._subparsers._group_actions[0].choices.values():   # argparse keeps them there
-        for action in sub._actions:
-            if action.dest == "config":
-                action.complete = YAML_FILE          # experiment and sweep files
-            elif action.dest in ("run_dir", "runs_dir"):
-                action.complete = FOLDER             # run, sweep and runs folders
-    print(shtab.complete(parser, args.shell, preamble={"bash": BASH_PREAMBLE}))
-    return EXIT_OK
-
-
-# What shtab completes: YAML files (and folders to descend into), or folders.
-YAML_FILE = {"bash": "_labrun_yaml_files", "zsh": "_files -g '*.(yaml|yml)'"}
-FOLDER = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/"}
-BASH_PREAMBLE = """
-_labrun_yaml_files() {
-  compgen -d -S / -- "$1"
-  compgen -f -- "$1" | grep -E '[.]ya?ml$'
-}
-"""
-
-
-def cmd_data(args: argparse.Namespace) -> int:
-    return views.fetch_data(args.names)
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    if args.json_schema:
-        return views.write_json_schemas(args.json_schema)
-    return views.keys(args.lab, args.markdown)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -157,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted, 143 stopped by SIGTERM. "
                "`labrun keys` lists every key an experiment file may set.")
     parser.add_argument("--version", action="version", version=views.version(),
-                        help="print labrun's version and those of Python, Ray, TensorFlow, "
-                             "Gymnasium and PyTorch (if installed), then exit")
+                        help="print labrun's version and those of Python, Ray, TensorFlow and "
+                             "Gymnasium, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -168,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", default=None, metavar="ADDR",
                        help="join a running Ray cluster (e.g. 127.0.0.1:6379 or 'auto') instead "
                             "of starting an embedded local one")
-        add_dry_run(p)
 
     def add_dry_run(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dry-run", action="store_true",
@@ -184,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "configs/intro.yaml, mnist.yaml, music.yaml, dbvae.yaml "
                                   "(supervised labs)")
     add_run_options(p)
+    add_dry_run(p)
     p.add_argument("--runs-dir", default=None, help="parent folder of the run folder "
                                                     "(default: output.runs_dir of the config), or "
                                                     "a pyarrow URI (s3://bucket/runs, gs://..., "
@@ -199,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(an experiment file for `labrun train`) and comparison.png.")
     p.add_argument("config", help="sweep file, e.g. configs/mnist_sweep.yaml")
     add_run_options(p)
+    add_dry_run(p)
     p.add_argument("--runs-dir", default=None, help="parent folder of the sweep folder "
                                                     "(default: the experiment's output.runs_dir), "
                                                     "or a pyarrow URI (s3://bucket/runs...) the "
@@ -269,55 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.set_defaults(func=cmd_tensorboard)
 
-    p = sub.add_parser("runs", help="list past and running runs and sweeps",
-                       description="List the runs and sweeps under RUNS_DIR, newest first: when "
-                                   "each started, its lab, its status (running, finished, "
-                                   "stopped, failed, interrupted: docs/labs.md), its main metric "
-                                   "(latest and best), how far it got and its training time. "
-                                   "Reads the folders only; starts nothing.")
-    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
-                   help="the folder that holds the run folders (default: runs)")
-    p.add_argument("--lab", default=None, choices=sorted(labs.LABS), help="only this lab's runs")
-    p.add_argument("--status", default=None, choices=["running", "finished", "stopped", "failed",
-                                                     "interrupted"], help="only runs in this status")
-    p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
-    p.set_defaults(func=cmd_runs)
-
-    p = sub.add_parser("completion", help="print a shell completion script (bash or zsh)",
-                       description="Print the completion script of labrun for a shell: commands, "
-                                   "options, experiment and sweep files, run folders. Bash: "
-                                   "`eval \"$(labrun completion bash)\"` in ~/.bashrc; zsh: "
-                                   "`labrun completion zsh > \"${fpath[1]}/_labrun\"`, then a new "
-                                   "shell.")
-    p.add_argument("shell", choices=["bash", "zsh"])
-    p.set_defaults(func=cmd_completion)
-
-    p = sub.add_parser("data", help="fetch the labs' datasets ahead of a run",
-                       description="fetch: download the published files the labs read (MNIST, "
-                                   "the course's irish.abc, the DB-VAE's 1.35 GB train_face.h5) "
-                                   "into the cache the labs look in (~/.cache/labrun), with "
-                                   "progress, checked (SHA-256, or the file's layout where none is "
-                                   "published), resuming a broken download; says where each is. A "
-                                   "file already in $LABRUN_DATA_DIR or the cache is not fetched.")
-    p.add_argument("action", choices=["fetch"])
-    p.add_argument("names", nargs="*", default=["all"], metavar="NAME",
-                   choices=["mnist", "music", "faces", "all"], help="mnist, music, faces or all (default)")
-    p.set_defaults(func=cmd_data)
-
-    p = sub.add_parser("keys", help="list every key an experiment or sweep file may set",
-                       description="Every key of an experiment file of one lab (its top-level "
-                                   "`lab` key; REINFORCE is 'rl'), or of a sweep file, with its "
-                                   "type, bounds, default and meaning.")
-    p.add_argument("lab", nargs="?", default="rl", choices=[*labs.LABS, "sweep"],
-                   help="rl (default), a supervised lab, or sweep")
-    p.add_argument("--markdown", action="store_true",
-                   help="every lab's keys and the sweep file's, as the Markdown of "
-                        "docs/configuration.md")
-    p.add_argument("--json-schema", default=None, metavar="DIR",
-                   help="write DIR/experiment.schema.json and DIR/sweep.schema.json, the JSON "
-                        "Schemas editors check experiment and sweep files with (the shipped "
-                        "configs point at configs/schema/)")
-    p.set_defaults(func=cmd_keys)
+    views.add_parsers(sub, parser)   # runs, completion, data, keys: commands that only read
 
     def add_jobs_address(p: argparse.ArgumentParser) -> None:
         p.add_argument("--address", default=None, metavar="URL",

@@ -2,8 +2,10 @@
 while it loads (oneDNN, CUDA stubs, CPU features; twice, as two of its libraries load), through
 absl before absl is initialised, which ignores ``TF_CPP_MIN_LOG_LEVEL``. ``import_quietly``
 imports a module with file descriptor 2 caught in a temporary file, then writes back every line
-that is not such chatter: warnings and errors of any other kind still reach the console, only
-later. ``LABRUN_DEBUG=1`` leaves stderr alone.
+that is not such chatter: native warnings and errors of any other kind still reach the console,
+only later. Meanwhile Python's own ``sys.stderr`` (every thread's prints, logging, tracebacks)
+writes straight to the console, so a message of the main thread is neither held back nor lost
+when the process ends while a thread imports. ``LABRUN_DEBUG=1`` leaves stderr alone.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ def import_quietly(name: str) -> ModuleType:
     with _LOCK, tempfile.TemporaryFile() as caught:
         sys.stderr.flush()
         saved = os.dup(2)
+        python_stderr, sys.stderr = sys.stderr, open(saved, "w", buffering=1, closefd=False)
         os.dup2(caught.fileno(), 2)
         try:
             return importlib.import_module(name)
         finally:
-            sys.stderr.flush()
             os.dup2(saved, 2)
+            sys.stderr.flush()
+            sys.stderr, console = python_stderr, sys.stderr
+            console.close()
             os.close(saved)
             caught.seek(0)
             kept = [line for line in caught.read().decode(errors="replace").splitlines(keepends=True)

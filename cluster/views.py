@@ -1,8 +1,10 @@
-"""The commands that only read and print: ``labrun runs``, ``labrun keys`` (and the JSON Schemas
-it writes), ``--dry-run`` and ``--version``. Nothing here starts Ray."""
+"""The commands that only read, print or fetch: ``labrun runs``, ``keys`` (and the JSON Schemas
+it writes), ``completion``, ``data fetch``, ``--dry-run`` and ``--version``, with their parsers
+(``add_parsers``). Nothing here starts Ray."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -126,4 +128,83 @@ def version() -> str:
         except metadata.PackageNotFoundError:
             return "not installed"
     return (f"labrun {of('labrun')} (Python {sys.version.split()[0]}, Ray {of('ray')}, "
-            f"TensorFlow {of('tensorflow')}, Gymnasium {of('gymnasium')}, PyTorch {of('torch')})")
+            f"TensorFlow {of('tensorflow')}, Gymnasium {of('gymnasium')})")
+
+
+# ------------------------------------------------------------------------------- the commands
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    return runs(args.runs_dir, args.lab, args.status, args.json)
+
+
+def cmd_completion(args: argparse.Namespace, root: argparse.ArgumentParser) -> int:
+    from cluster.completion import script
+
+    print(script(root, args.shell))
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    unknown = sorted(set(args.names) - {"mnist", "music", "faces", "all"})
+    if unknown:
+        raise UsageError(f"data fetch: unknown dataset(s) {', '.join(unknown)}; "
+                         f"expected mnist, music, faces or all")
+    return fetch_data(args.names)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    if args.json_schema:
+        return write_json_schemas(args.json_schema)
+    return keys(args.lab, args.markdown)
+
+
+def add_parsers(sub, root: argparse.ArgumentParser) -> None:
+    """Adds the commands of this module to ``sub`` (``root``: the whole parser, for completion)."""
+    p = sub.add_parser("runs", help="list past and running runs and sweeps",
+                       description="List the runs and sweeps under RUNS_DIR, newest first: when "
+                                   "each started, its lab, its status (running, finished, "
+                                   "stopped, failed, interrupted: docs/labs.md), its main metric "
+                                   "(latest and best), how far it got and its training time. "
+                                   "Reads the folders only; starts nothing.")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
+                   help="the folder that holds the run folders (default: runs)")
+    p.add_argument("--lab", default=None, choices=sorted(labs.LABS), help="only this lab's runs")
+    p.add_argument("--status", default=None, choices=catalog.STATUSES, help="only runs in this status")
+    p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("completion", help="print a shell completion script (bash or zsh)",
+                       description="Print the completion script of labrun for a shell: commands, "
+                                   "options, experiment and sweep files, run folders. Bash: "
+                                   "`eval \"$(labrun completion bash)\"` in ~/.bashrc; zsh: "
+                                   "`labrun completion zsh > \"${fpath[1]}/_labrun\"`, then a new "
+                                   "shell.")
+    p.add_argument("shell", choices=["bash", "zsh"])
+    p.set_defaults(func=lambda args: cmd_completion(args, root))
+
+    p = sub.add_parser("data", help="fetch the labs' datasets ahead of a run",
+                       description="fetch: download the published files the labs read (MNIST, "
+                                   "the course's irish.abc, the DB-VAE's 1.35 GB train_face.h5) "
+                                   "into the cache the labs look in (~/.cache/labrun), with "
+                                   "progress, checked (SHA-256, or the file's layout where none is "
+                                   "published), resuming a broken download; says where each is. A "
+                                   "file already in $LABRUN_DATA_DIR or the cache is not fetched.")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("names", nargs="*", default=["all"], metavar="NAME",
+                   help="mnist, music, faces or all (default)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("keys", help="list every key an experiment or sweep file may set",
+                       description="Every key of an experiment file of one lab (its top-level "
+                                   "`lab` key; REINFORCE is 'rl'), or of a sweep file, with its "
+                                   "type, bounds, default and meaning.")
+    p.add_argument("lab", nargs="?", default="rl", choices=[*labs.LABS, "sweep"],
+                   help="rl (default), a supervised lab, or sweep")
+    p.add_argument("--markdown", action="store_true",
+                   help="every lab's keys and the sweep file's, as the Markdown of "
+                        "docs/configuration.md")
+    p.add_argument("--json-schema", default=None, metavar="DIR",
+                   help="write DIR/experiment.schema.json and DIR/sweep.schema.json, the JSON "
+                        "Schemas editors check experiment and sweep files with (the shipped "
+                        "configs point at configs/schema/)")
+    p.set_defaults(func=cmd_keys)

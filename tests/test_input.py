@@ -610,3 +610,41 @@ def test_commands_that_import_tensorflow_print_none_of_its_start_up_chatter():
     out = run_cli("tune", "configs/mnist_sweep.yaml", "--dry-run")   # imports the MNIST lab: TF
     assert out.returncode == 0, out.stderr
     assert not [line for line in out.stderr.splitlines() if CHATTER.match(line.strip())], out.stderr
+
+
+def test_data_fetch_defaults_to_all_and_resume_takes_no_dry_run():
+    from cluster.cli import build_parser
+
+    assert build_parser().parse_args(["data", "fetch"]).names == ["all"]   # argparse takes the default
+    out = run_cli("data", "fetch", "cifar")
+    assert out.returncode == 2 and out.stderr.strip().startswith("error: data fetch: unknown dataset(s) cifar")
+    out = run_cli("resume", "runs/x", "--dry-run")           # a resume has nothing to dry-run
+    assert out.returncode == 2 and "--dry-run" in out.stderr
+
+
+SLOW_NOISY_MODULE = """
+import os, time
+os.write(2, b"I0000 00:00:1796409018.704948   12068 port.cc:153] oneDNN custom operations are on.\\n")
+time.sleep(5)
+"""
+
+
+def test_a_main_thread_error_while_a_thread_imports_quietly_reaches_the_console(tmp_path):
+    """The prefetch thread imports TensorFlow quietly while the main thread starts Ray: an error
+    the main thread prints then, and exits on, is printed at once, not held back and lost."""
+    import subprocess
+    import sys
+
+    (tmp_path / "slow_noisy.py").write_text(SLOW_NOISY_MODULE)
+    code = ("import sys, threading, time\n"
+            "from cluster.quiet import import_quietly\n"
+            "threading.Thread(target=import_quietly, args=('slow_noisy',), daemon=True).start()\n"
+            "time.sleep(1)\n"
+            "print('error: cannot reach the Ray cluster', file=sys.stderr)\n"
+            "sys.exit(1)\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{REPO}"}
+    env.pop("LABRUN_DEBUG", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == ["error: cannot reach the Ray cluster"], out.stderr
