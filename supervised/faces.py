@@ -175,7 +175,7 @@ def _check_file(path: Path, sha256: str | None) -> H5FaceData:
 
 def _download(url: str, cache: Path, sha256: str | None, timeout: float,
               tried: list[str]) -> H5FaceData | None:
-    """``url`` streamed to ``cache`` (``files.download``), if its SHA-256 is ``sha256`` (None: not
+    """``url`` streamed to ``cache`` (``files.download_resumable``), if its SHA-256 is ``sha256`` (None: not
     checked) and its layout is right; None (noted in ``tried``) if any step fails."""
     try:
         download_resumable(url, cache, sha256=sha256, timeout=timeout, what=FACES_NAME,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import secrets
 import sys
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,62 +105,96 @@ def download(url: str, dest: str | Path, *, sha256: str | None, timeout: float, 
 
 def download_resumable(url: str, dest: str | Path, *, sha256: str | None, timeout: float,
                        what: str = "", check: Callable[[Path], object] | None = None) -> Path:
-    """``download``, resumable: the bytes go to ``dest.partial`` (one writer at a time: a lock
-    on it, so a second process waits, then finds ``dest`` done), which a broken transfer leaves
-    for the next call to continue with an HTTP Range request (a server that ignores it sends the
-    whole file, and the partial file starts over). The SHA-256 covers every byte, the partial
-    ones included; a mismatch or a failed ``check`` removes the partial file. Returns ``dest``."""
+    """``download``, resumable: the bytes go to ``dest.partial``, which a broken transfer leaves
+    for the next call to continue with an HTTP Range request (a server that ignores it, or
+    answers for another offset, sends the whole file, and the partial file starts over; one
+    that says the range is past the end, 416, had sent it all: the partial file is checked as
+    it is). The SHA-256 covers every byte, the partial ones included; a mismatch or a failed
+    ``check`` removes the partial file, an interruption keeps it. One download per folder at a
+    time: an flock on the folder (not on the file, which HDF5 locks itself when ``check`` opens
+    it), so a second process waits, then finds ``dest`` done. Returns ``dest``."""
     import fcntl
 
     dest = Path(dest)
     part = dest.with_name(dest.name + ".partial")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
+        folder = os.open(dest.parent, os.O_RDONLY)
     except OSError as err:
         raise FolderNotWritable(f"cannot write to the folder {dest.parent}: {err}") from err
-    with os.fdopen(fd, "r+b") as f:
-        # A POSIX record lock, released when the file closes: not an flock, which HDF5 takes
-        # itself when ``check`` opens the file.
-        fcntl.lockf(f.fileno(), fcntl.LOCK_EX)
-        if dest.is_file() and not part.exists():          # another process finished meanwhile
+    try:
+        before = _stamp(dest)
+        fcntl.flock(folder, fcntl.LOCK_EX)                # released when it is closed
+        if _stamp(dest) not in (None, before):            # another process put it in place meanwhile
             return dest
-        digest, have = hashlib.sha256(), 0
-        while chunk := f.read(CHUNK):                     # what an earlier transfer left
-            digest.update(chunk)
-            have += len(chunk)
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if have and getattr(response, "status", 200) != 206:   # the server sends it all
-                f.seek(0)
-                f.truncate()
-                digest, have = hashlib.sha256(), 0
-            size = response.headers.get("Content-Length")
-            total = have + int(size) if size and size.isdigit() else None
-            with _progress(what or dest.name, total, have) as advance:
-                try:
-                    while chunk := response.read(CHUNK):
-                        f.write(chunk)
-                        digest.update(chunk)
-                        advance(len(chunk))
-                except http.client.HTTPException as err:   # a connection cut mid-file
-                    raise OSError(f"the transfer broke after {f.tell() / 2**20:.1f} MiB "
-                                  f"({type(err).__name__})") from err
-            if total is not None and f.tell() < total:        # (urllib may just stop short)
-                raise OSError(f"the transfer broke after {f.tell() / 2**20:.1f} MiB of "
-                              f"{total / 2**20:.1f}")
-        f.flush()
-        os.fsync(f.fileno())
+        try:
+            f = open(part, "a+b")
+        except OSError as err:
+            raise FolderNotWritable(f"cannot write to the folder {dest.parent}: {err}") from err
+        with f:
+            f.seek(0)
+            digest, have = hashlib.sha256(), 0
+            while chunk := f.read(CHUNK):                 # what an earlier transfer left
+                digest.update(chunk)
+                have += len(chunk)
+            digest = _fetch(url, f, digest, have, timeout, what or dest.name)
+            f.flush()
+            os.fsync(f.fileno())
         try:
             if sha256 is not None and (got := digest.hexdigest()) != sha256:
                 raise ChecksumMismatch(f"SHA-256 {got} is not the expected {sha256}")
             if check is not None:
                 check(part)
-        except BaseException:
+        except ValueError:                                # not the file: nothing kept
             part.unlink(missing_ok=True)
             raise
         os.replace(part, dest)
-    return dest
+        return dest
+    finally:
+        os.close(folder)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a file, None if there is none: whether it was replaced."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _fetch(url: str, f, digest, have: int, timeout: float, what: str):
+    """Appends ``url``'s bytes from offset ``have`` to the open file ``f`` and ``digest``, or
+    all of them from 0 (to a new digest) when the server does not continue at ``have``; the
+    digest of the whole file."""
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:                      # nothing left to send: it is all here
+            return digest
+        raise
+    with response:
+        continues = re.match(rf"bytes {have}-", response.headers.get("Content-Range") or "")
+        if have and not (getattr(response, "status", 200) == 206 and continues):
+            f.seek(0)
+            f.truncate()
+            digest, have = hashlib.sha256(), 0
+        size = response.headers.get("Content-Length")
+        total = have + int(size) if size and size.isdigit() else None
+        with _progress(what, total, have) as advance:
+            try:
+                while chunk := response.read(CHUNK):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    advance(len(chunk))
+            except http.client.HTTPException as err:     # a connection cut mid-file
+                raise OSError(f"the transfer broke after {f.tell() / 2**20:.1f} MiB "
+                              f"({type(err).__name__})") from err
+        if total is not None and f.tell() < total:        # (urllib may just stop short)
+            raise OSError(f"the transfer broke after {f.tell() / 2**20:.1f} MiB of "
+                          f"{total / 2**20:.1f}")
+    return digest
 
 
 @contextmanager

@@ -32,8 +32,15 @@ class Server:
                 asked = self.headers.get("Range")
                 server.seen.append(asked)
                 start = int(asked.split("=")[1].rstrip("-")) if asked and server.ranges else 0
+                if start >= len(PAYLOAD):
+                    self.send_response(416)                  # nothing past the end
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = PAYLOAD[start:]
                 self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if server.cut_after is not None:
@@ -117,3 +124,32 @@ def test_a_cached_file_that_is_not_the_published_one_is_fetched_again(tmp_path):
     finally:
         server.close()
     assert (tmp_path / "train_face.h5").read_bytes() == PAYLOAD and server.seen == [None]
+
+
+def test_a_partial_file_that_is_already_whole_is_checked_and_kept(tmp_path):
+    """Killed after the last byte, before the rename: the server answers the next Range request
+    with 416, and the partial file is checked and put in place as it is."""
+    server = Server()
+    dest = tmp_path / "train_face.h5"
+    dest.with_name("train_face.h5.partial").write_bytes(PAYLOAD)
+    try:
+        assert download_resumable(server.url, dest, sha256=SHA, timeout=10) == dest
+    finally:
+        server.close()
+    assert dest.read_bytes() == PAYLOAD and server.seen == [f"bytes={len(PAYLOAD)}-"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train_face.h5"]
+
+
+def test_an_interrupted_check_keeps_the_partial_file(tmp_path):
+    server = Server()
+    dest = tmp_path / "train_face.h5"
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            download_resumable(server.url, dest, sha256=None, timeout=10, check=interrupted)
+    finally:
+        server.close()
+    assert dest.with_name("train_face.h5.partial").read_bytes() == PAYLOAD and not dest.exists()
