@@ -137,9 +137,10 @@ def test_the_job_spec_uploads_the_staged_folder_only(tmp_path):
     assert entry.startswith("python -m cluster.cli train configs/cartpole.yaml --address auto")
 
 
-def test_a_remote_jobs_runtime_env_installs_the_dependencies_but_leaves_rays_alone(tmp_path):
-    """For a cluster on another machine: every dependency but Ray in the pip runtime env (Ray
-    refuses one that changes its own version), and Ray's own validation accepts it."""
+def test_a_remote_jobs_runtime_env_installs_the_dependencies_and_leaves_rays_version_alone(tmp_path):
+    """For a cluster on another machine: every dependency in the pip runtime env, Ray's unpinned
+    (the cluster's Ray satisfies it; Ray refuses an env that changes its own version, and Tune's
+    extras still come), and Ray's own validation accepts it."""
     from importlib import metadata
 
     from ray.runtime_env import RuntimeEnv
@@ -147,8 +148,9 @@ def test_a_remote_jobs_runtime_env_installs_the_dependencies_but_leaves_rays_alo
     _, env = jobs.job_spec("train", str(REPO / "configs" / "cartpole.yaml"), [],
                            "http://10.0.0.1:8265", "/shared/runs", None, str(tmp_path))
     names = {jobs._name(spec) for spec in env["pip"]}
-    assert "ray" not in names and {"tensorflow", "gymnasium", "pyarrow"} <= names
-    assert len(env["pip"]) == len(jobs.project_dependencies()) - 1
+    assert "ray[default,tune]" in env["pip"] and not [s for s in env["pip"] if s.startswith("ray") and "=" in s]
+    assert {"tensorflow", "gymnasium", "pyarrow"} <= names
+    assert len(env["pip"]) == len(jobs.project_dependencies())   # Ray's extras' packages come too
     validated = RuntimeEnv(**env)                       # raises on anything Ray would refuse
     assert validated.pip_config()["packages"] == env["pip"]
     assert jobs.pinned_ray_version() == metadata.version("ray")

@@ -8,10 +8,11 @@ this checkout. Where the job's Python gets its packages from:
 - a cluster on this machine (a loopback address, e.g. ``labrun cluster up``): this environment's
   Python, which has them all;
 - any other cluster: ``python`` on the head, with the project's dependencies (``pyproject.toml``)
-  but Ray in the job's runtime environment (``pip``), which Ray installs once per node and
-  caches; ``--no-install`` skips that for images that already hold them. Ray itself is the
-  cluster's: Ray refuses a runtime environment that changes its own version, and one that
-  matches would reinstall it for nothing. ``submit`` says so when the cluster's Ray differs from
+  in the job's runtime environment (``pip``), which Ray installs once per node and caches;
+  ``--no-install`` skips that for images that already hold them. Ray's own entry is unpinned,
+  ``ray[default,tune]``: the cluster's Ray satisfies it and stays (Ray refuses a runtime
+  environment that changes its own version, and one that matches would reinstall it for
+  nothing), while its extras' packages (Tune's pandas, fsspec...) are installed where missing. ``submit`` says so when the cluster's Ray differs from
   the one pinned here (``ray_version_note``).
 
 ``labrun stop`` is Ray's: SIGTERM to the job's processes, SIGKILL after a grace period. labrun
@@ -110,8 +111,10 @@ def _name(spec: str) -> str:
 
 
 def job_dependencies() -> list[str]:
-    """A job's pip runtime environment: the project's dependencies but Ray (the cluster's)."""
-    return [spec for spec in project_dependencies() if _name(spec) != "ray"]
+    """A job's pip runtime environment: the project's dependencies, Ray's unpinned (its extras'
+    packages are installed where missing; the cluster's Ray itself already satisfies it and stays)."""
+    return [spec.split("==")[0].split(";")[0].strip() if _name(spec) == "ray" else spec
+            for spec in project_dependencies()]
 
 
 def pinned_ray_version() -> str | None:
