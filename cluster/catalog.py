@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import time
@@ -57,7 +58,9 @@ class Entry:
     folder: str
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data for JSON: a value that is not finite (a diverged loss) becomes None."""
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in asdict(self).items()}
 
     @property
     def progress(self) -> str:
@@ -73,13 +76,22 @@ class Entry:
         return _STARTED.sub("", self.name) or self.name
 
 
-def scan(root: str | Path) -> list[Entry]:
-    """Every run and study directly under ``root``, newest first."""
+def scan(root: str | Path, skipped: list[str] | None = None) -> list[Entry]:
+    """Every run and study directly under ``root``, newest first. A folder that cannot be read
+    (another user's, a malformed file in it) is left out, and named with why in ``skipped``:
+    on a shared runs folder, one bad folder must not hide the others."""
     root = Path(root)
     entries = []
-    for folder in (p for p in root.iterdir() if p.is_dir()) if root.is_dir() else ():
-        entry = (study_entry(folder) if (folder / STUDY_FILE).is_file()
-                 else run_entry(folder) if (folder / CONFIG_FILE).is_file() else None)
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        try:
+            if not folder.is_dir():
+                continue
+            entry = (study_entry(folder) if (folder / STUDY_FILE).is_file()
+                     else run_entry(folder) if (folder / CONFIG_FILE).is_file() else None)
+        except (OSError, ValueError, TypeError, AttributeError, KeyError, yaml.YAMLError) as err:
+            if skipped is not None:
+                skipped.append(f"{folder.name}: {type(err).__name__}: {err}")
+            continue
         if entry is not None:
             entries.append(entry)
     return sorted(entries, key=lambda e: (e.started, e.name), reverse=True)
@@ -93,10 +105,12 @@ def lock_held(folder: Path) -> bool:
         inode = path.stat().st_ino
     except OSError:
         return False
+    device = os.stat(path).st_dev
+    held = f"{os.major(device):02x}:{os.minor(device):02x}:{inode}"   # as /proc/locks writes it
     try:
         with open("/proc/locks") as f:
-            return any(line.split()[5].rsplit(":", 1)[-1] == str(inode) for line in f
-                       if len(line.split()) > 5 and line.split()[1] == "FLOCK")
+            return any(len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == held
+                       for fields in map(str.split, f))
     except OSError:
         pass
     try:
@@ -200,6 +214,7 @@ def _results(folder: Path) -> list[dict[str, str]] | None:
 def _started(folder: Path) -> float:
     """When the run started: the time stamped into its folder's name, else the folder's mtime."""
     match = _STARTED.search(folder.name)
-    if match:
-        return time.mktime(time.strptime(match.group(1), "%Y%m%d-%H%M%S"))
-    return folder.stat().st_mtime
+    try:
+        return time.mktime(time.strptime(match.group(1), "%Y%m%d-%H%M%S")) if match else folder.stat().st_mtime
+    except ValueError:                                   # a name that only looks stamped
+        return folder.stat().st_mtime

@@ -28,7 +28,11 @@ def runs(runs_dir: str, lab: str | None, status: str | None, as_json: bool) -> i
     """``labrun runs``: the runs and sweeps under ``runs_dir`` (``cluster/catalog.py``)."""
     if not Path(runs_dir).is_dir():
         raise UsageError(f"{runs_dir}: no such folder")
-    entries = [e for e in catalog.scan(runs_dir) if lab in (None, e.lab) and status in (None, e.status)]
+    skipped: list[str] = []
+    entries = [e for e in catalog.scan(runs_dir, skipped)
+               if lab in (None, e.lab) and status in (None, e.status)]
+    for why in skipped:
+        print(f"warning: {runs_dir}/{why} (left out)", file=sys.stderr)
     if as_json:
         print(json.dumps([e.as_dict() for e in entries], indent=1))
         return EXIT_OK
@@ -39,7 +43,7 @@ def runs(runs_dir: str, lab: str | None, status: str | None, as_json: bool) -> i
         table.add_column(column, no_wrap=column != "run", overflow="fold")
     number = lambda v: "-" if v is None else f"{v:.4g}"
     for e in entries:
-        seconds = "-" if e.train_s is None else time.strftime("%H:%M:%S", time.gmtime(e.train_s))
+        seconds = "-" if e.train_s is None else _hours(e.train_s)
         table.add_row(Text(e.short_name), time.strftime("%m-%d %H:%M", time.localtime(e.started)),
                       e.status, f"{number(e.last)} / {number(e.best)}", e.progress, seconds)
     Console().print(table)
@@ -82,6 +86,12 @@ def fetch_data(names: list[str]) -> int:
             continue
         print(f"{name}: {path} ({how}; {datasets.how_checked(dataset, how)}; read by {dataset.labs})")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _hours(seconds: float) -> str:
+    """H:MM:SS, hours past 24 included."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def keys(lab: str, as_markdown: bool) -> int:

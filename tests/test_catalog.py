@@ -97,3 +97,20 @@ def test_runs_filters_by_status_and_lab_and_refuses_a_missing_folder(tmp_path):
     assert [e["name"] for e in json.loads(out.stdout)] == ["sweep__20260101-090000"]
     out = run_cli("runs", str(tmp_path / "nosuch"))
     assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path / 'nosuch'}: no such folder"
+
+
+def test_one_unreadable_folder_does_not_hide_the_others(tmp_path):
+    """On a shared runs folder: a folder with a malformed study file, one whose name only looks
+    stamped, and a non-finite metric; the rest is listed, the bad one named on stderr."""
+    runs = tmp_path / "runs"
+    fake_run(runs, "cp__0__20260101-100000", START + "x y stopped: env step budget reached (300)\n",
+             [10, float("nan")])
+    fake_run(runs, "cp__0__20261399-000000", START, [1])                     # month 13
+    (runs / "broken__20260101-090000").mkdir()
+    (runs / "broken__20260101-090000" / "study.yaml").write_text("- a list\n- not a mapping\n")
+    out = run_cli("runs", str(runs), "--json")
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    assert sorted(e["name"] for e in listed) == ["cp__0__20260101-100000", "cp__0__20261399-000000"]
+    assert next(e for e in listed if e["name"] == "cp__0__20260101-100000")["last"] is None   # NaN
+    assert "broken__20260101-090000" in out.stderr and "left out" in out.stderr
