@@ -18,16 +18,20 @@
 
 - ``labrun train configs/music.yaml`` with its default budget (3 epochs x 1,000 steps), then
   100 tunes sampled from the last checkpoint (``labrun generate``'s sampler: successive 1,000-
-  character samples at temperature 1, complete tunes first): ``music_valid_tunes_pct``, the
-  share that music21 parses into notes and writes as MIDI (lenient: music21 skips what it cannot
-  read), and ``music_strict_valid_pct``, the share in which every token is understood
-  (``supervised/abc_strict.py``). Target: >= 90 (the issue's target is the strict one).
-  ``music_invalid_reasons`` / ``music_strict_invalid_reasons`` / ``music_invalid_examples``: why
-  the invalid ones failed. ``music_abc2midi_accepts_pct`` and the 2x2 table
-  ``music_strict_vs_abc2midi``: the same tunes through an independent implementation, abcMIDI's
-  abc2midi (``benchmarks/abc_reference.py``; "not installed" in ``music_abc2midi`` without it).
-  With it, the ``music-check`` keys below for 100 of the corpus's own tunes.
-  ``$LABRUN_BENCH_RUNS``: a folder that keeps the trained run (for ``labrun generate``).
+  character samples, complete tunes first, seed 0) at the config's temperature and at the
+  course's 1.0: ``music_valid_tunes_pct``, the share that music21 parses into notes and writes
+  as MIDI (lenient: music21 skips what it cannot read), and ``music_strict_valid_pct``, the share
+  in which every token is understood (``supervised/abc_strict.py``). Target: >= 90 (the issue's
+  target is the strict one); the ``music_course_temperature_*`` keys beside them.
+  ``music_strict_valid_pct_by_temperature_seed1``: the strict share against temperature on seed 1,
+  where the config's temperature was chosen. ``music_copied_from_corpus_pct``: tunes whose body is
+  a training tune's. ``music_invalid_reasons`` / ``music_strict_invalid_reasons`` /
+  ``music_invalid_examples``: why the invalid ones failed. ``music_abc2midi_accepts_pct`` and the
+  2x2 table ``music_strict_vs_abc2midi``: the same tunes through an independent implementation,
+  abcMIDI's abc2midi (``benchmarks/abc_reference.py``; "not installed" in ``music_abc2midi``
+  without it). With it, the ``music-check`` keys below for 100 of the corpus's own tunes.
+  ``$LABRUN_BENCH_RUNS``: a folder that keeps the trained run (for ``labrun generate``); a finished
+  run already there is reused (``music_run_reused``): only the sampling and judging run again.
 - ``music_chars_per_s``: characters trained per second (steps x batch x window over the epochs'
   time, which includes the 4-tune sample after each epoch).
 
