@@ -251,9 +251,9 @@ class Lease:
         return fs, f"{root}/{LEASE_FILE}"
 
     def holder(self) -> dict | None:
-        """The lease at the URI (None: there is none, or it cannot be read as one). A file
-        caught mid-renewal (a local file is rewritten in place) is read again, for up to a
-        second, before it counts as unreadable."""
+        """The lease at the URI (None: there is none, or it cannot be read as one). A file that
+        does not parse (a store that shows a write before it is whole) is read again, for up to
+        a second, before it counts as unreadable."""
         import pyarrow.fs
 
         fs, path = self._path()
