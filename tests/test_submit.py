@@ -168,7 +168,7 @@ def test_submit_says_when_the_clusters_ray_differs_from_the_pinned_one():
     assert jobs.ray_version_note(same) is None
     import inspect
 
-    from ray.dashboard.modules.dashboard_sdk import SubmissionClient   # where the real one keeps it
+    from ray.dashboard.modules.dashboard_sdk import SubmissionClient  # where the real one keeps it
     assert "self._server_ray_version = " in inspect.getsource(SubmissionClient)
     assert jobs.ray_version_note(other).startswith(
         f"warning: the cluster at http://h:8265 runs Ray 2.9.3; labrun is tested with Ray {pinned}")
