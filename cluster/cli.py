@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from cluster import labs, views
+from cluster import labs, trackers, views
 from cluster.config import preview
 from cluster.config.schema import ConfigError
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
@@ -27,8 +27,16 @@ from cluster.tuning import commands as tuning
 # ---------------------------------------------------------------------------------- commands
 
 
+def require_trackers(loggers) -> None:
+    """A tracker the config names but that is not installed: one line, exit 2, before any work."""
+    problem = trackers.missing(loggers)
+    if problem:
+        raise UsageError(problem)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     lab, cfg = labs.load(args.config, args.set)
+    require_trackers(cfg.output.loggers)
     if args.dry_run:
         lab.check(cfg, args.config)
         return views.dry_run(f"labrun train {args.config}", cfg)
@@ -45,6 +53,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     sweep = labs.load_sweep(args.config, args.set)
+    require_trackers(sweep.experiment_data.get("output", {}).get("loggers", ()))
     if args.dry_run:
         return views.dry_run(f"labrun tune {args.config}", sweep.cfg, preview.trial_grid(sweep))
     return tuning.tune(sweep, args.runs_dir, args.address, args.resume, labs.LABS)
@@ -64,6 +73,10 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     return infra.tensorboard(args.runs_dir, args.port)
 
 
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    return infra.mlflow_ui(args.runs_dir, args.port)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     # The file is checked here first: a bad one is refused before anything is uploaded.
     loaded = (labs.load_sweep if args.tune else labs.load)(args.config, args.set)
@@ -71,9 +84,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         cfg, trials = (loaded.cfg, preview.trial_grid(loaded)) if args.tune else (loaded[1], None)
         return views.dry_run(f"labrun submit {args.config}", cfg, trials)
     extra = [loaded.experiment_path] if args.tune else []   # a sweep's experiment goes up with it
+    loggers = (loaded.experiment_data.get("output", {}).get("loggers", ()) if args.tune
+               else loaded[1].output.loggers)
     return infra.submit("tune" if args.tune else "train", args.config, args.set, args.address,
                         args.storage, args.install, wait=not args.no_wait, extra=extra,
-                        stop_grace_s=args.stop_grace)
+                        stop_grace_s=args.stop_grace,
+                        extras=[name for name in loggers if name in trackers.TRACKERS])
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -230,6 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs_dir", nargs="?", default="runs", help="folder of runs (default: runs)")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.set_defaults(func=cmd_tensorboard)
+
+    p = sub.add_parser("mlflow", help="start MLflow's UI on 127.0.0.1",
+                       description="Start MLflow's server and UI on 127.0.0.1 over the tracking "
+                                   "store that runs with output.loggers: [mlflow] wrote in a runs "
+                                   "folder (RUNS_DIR/mlflow.db), and print its address; Ctrl-C "
+                                   "stops it. With MLFLOW_TRACKING_URI set, runs go to that "
+                                   "server instead: open its own UI.")
+    p.add_argument("runs_dir", nargs="?", default="runs", help="folder of runs (default: runs)")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.set_defaults(func=cmd_mlflow)
 
     views.add_parsers(sub, parser)   # runs, completion, data, keys: commands that only read
 

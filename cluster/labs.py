@@ -169,6 +169,8 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     schema.from_dict(lab.experiment, exp_data, source=str(exp_path), lines=exp_lines)
     try:
         exp_data = schema.merge(exp_data, nested(cfg.fixed))
+        if cfg.loggers is not None:   # the sweep's trackers for its trials
+            exp_data = schema.merge(exp_data, {"output": {"loggers": list(cfg.loggers)}})
         base = schema.from_dict(lab.experiment, exp_data, source=str(exp_path))
     except ConfigError as err:
         raise ConfigError(f"does not fit the experiment: {err.key + ': ' if err.key else ''}"

@@ -455,7 +455,7 @@ def test_trial_summaries_hold_the_labs_text_and_audio(tmp_path):
         def audio(self):
             return {"music/first_valid": (synthesize([(440.0, 0.0, 0.5)]), 22_050)}
 
-    writer = TrialSummaries(tmp_path)
+    writer = TrialSummaries(tmp_path, "music")
     writer.write(Runner(), step=3)
     class Plain(Lab):   # a lab with images only: the contract's defaults, no texts, no audio
         def images(self):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,22 @@ def test_a_remote_jobs_runtime_env_installs_the_dependencies_and_leaves_rays_ver
     _, local = jobs.job_spec("train", str(REPO / "configs" / "cartpole.yaml"), [],
                              "http://127.0.0.1:8265", None, None, str(tmp_path))
     assert "pip" not in local                           # this machine's Python has them all
+
+
+def test_a_remote_job_with_trackers_installs_their_extras_and_gets_where_they_write(tmp_path, monkeypatch):
+    from ray.runtime_env import RuntimeEnv
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.team:5000")
+    monkeypatch.setenv("WANDB_API_KEY", "secret")
+    _, env = jobs.job_spec("train", str(REPO / "configs" / "cartpole.yaml"), [],
+                           "http://10.0.0.1:8265", "/shared/runs", None, str(tmp_path),
+                           extras=["mlflow", "wandb"])
+    with open(REPO / "pyproject.toml", "rb") as f:
+        optional = tomllib.load(f)["project"]["optional-dependencies"]
+    assert env["pip"][-2:] == optional["mlflow"] + optional["wandb"]
+    assert env["env_vars"]["MLFLOW_TRACKING_URI"] == "http://mlflow.team:5000"
+    assert "WANDB_API_KEY" not in env["env_vars"]         # credentials never ride in a job's env
+    RuntimeEnv(**env)
 
 
 def test_submit_says_when_the_clusters_ray_differs_from_the_pinned_one():

@@ -30,6 +30,7 @@ from typing import Any, Literal, Mapping
 
 from cluster.config import schema
 from cluster.config.schema import ConfigError
+from cluster.trackers import Logger, check_loggers
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -67,6 +68,13 @@ class SweepConfig:
     """At most this many trials at once (null: as many as the cluster's resources allow)."""
     seed: int = field(default=0, metadata={"ge": 0})
     """Seed of the random search (the trials' own seeds come from the experiment file)."""
+    loggers: tuple[Logger, ...] | None = field(default=None, metadata={"min_len": 1})
+    """The trials' trackers, as the experiment's output.loggers (null: the experiment's own);
+    with 'mlflow' each trial is a child run of the sweep's run, with 'wandb' the sweep is a group."""
+
+    def __post_init__(self):
+        if self.loggers is not None:
+            check_loggers(self.loggers)
 
 
 def check_space(space: Mapping[str, Any], source: str,

@@ -4,11 +4,15 @@ the command's exit code."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -22,10 +26,11 @@ from cluster.infra.session import prepare_environment
 
 def submit(command: str, config: str, sets: list[str], address: str | None, storage: str | None,
            install: bool | None, wait: bool, extra: list[Path] | None = None,
-           stop_grace_s: int = jobs.STOP_GRACE_S) -> int:
+           stop_grace_s: int = jobs.STOP_GRACE_S, extras: Sequence[str] = ()) -> int:
     """Submits ``labrun COMMAND CONFIG`` as a job (its file checked by the caller first) and
     follows its logs unless ``wait`` is false. The upload is the project's allow-listed files
-    (``upload.py``), with ``config`` and the ``extra`` files it needs (a sweep's experiment)."""
+    (``upload.py``), with ``config`` and the ``extra`` files it needs (a sweep's experiment);
+    ``extras``: the optional dependencies it needs installed (its trackers)."""
     with upload.staged(jobs.REPO, [Path(config), *(extra or [])]) as staged:
         print(f"uploading {staged.summary()} of {jobs.REPO} (code and configs only: "
               f"docs/security.md)", flush=True)
@@ -34,7 +39,7 @@ def submit(command: str, config: str, sets: list[str], address: str | None, stor
         if note:
             print(note, file=sys.stderr)
         job_id = jobs.submit(client, command, config, sets, storage, install, str(staged.folder),
-                             stop_grace_s)
+                             stop_grace_s, extras=extras)
     print(f"submitted {job_id} to {client.labrun_address}", flush=True)
     if not wait:
         print(f"follow it with `labrun logs {job_id} --follow`; stop it with `labrun stop {job_id}`")
@@ -155,8 +160,37 @@ def tensorboard(runs_dir: str, port: int | None) -> int:
     port = port or free_port()
     cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
            "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:   # Ctrl-C at any moment, while TensorBoard starts too, stops it and exits 0
+    return _serve("TensorBoard", cmd, port,
+                  f"TensorBoard for {logdir} at http://127.0.0.1:{port}/#custom_scalars  (each lab's "
+                  f"main charts; every metric under Scalars; Ctrl-C to stop)")
+
+
+def mlflow_ui(runs_dir: str, port: int | None) -> int:
+    """MLflow's server and UI on 127.0.0.1 over the tracking store of ``runs_dir`` (what runs
+    with ``output.loggers: [mlflow]`` wrote there) until Ctrl-C."""
+    from cluster.trackers import INSTALL, MLFLOW_ARTIFACTS, MLFLOW_DB, missing
+
+    problem = missing(["mlflow"])
+    if problem:
+        raise UsageError(f"labrun mlflow needs the mlflow package: {INSTALL['mlflow']}")
+    db = Path(runs_dir).resolve() / MLFLOW_DB
+    if not db.is_file():
+        raise UsageError(f"{db}: no MLflow store (train with `--set output.loggers=[mlflow]`, or "
+                         f"name the runs folder)")
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
+           "--default-artifact-root", (db.parent / MLFLOW_ARTIFACTS).as_uri(),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return _serve("MLflow", cmd, port, f"MLflow for {db.parent} at http://127.0.0.1:{port}  "
+                                       f"(experiments, runs, metrics, artifacts; Ctrl-C to stop)")
+
+
+def _serve(name: str, cmd: list[str], port: int, ready: str) -> int:
+    """Runs a UI server (its own process group) until Ctrl-C or its end; prints ``ready`` once it
+    answers on ``port``. It and its workers are never left running after this command."""
+    log = tempfile.TemporaryFile()   # not a pipe: a server that logs every request would fill it
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:   # Ctrl-C at any moment, while the server starts too, stops it and exits 0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             with socket.socket() as s:
@@ -164,18 +198,28 @@ def tensorboard(runs_dir: str, port: int | None) -> int:
                     break
             time.sleep(0.2)
         if proc.poll() is not None:
-            print(f"error: TensorBoard exited: {proc.stderr.read().strip()[-500:]}", file=sys.stderr)
+            log.seek(0)
+            said = log.read().decode(errors="replace").strip()[-500:]
+            print(f"error: {name} exited: {said}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/#custom_scalars  (each lab's "
-              f"main charts; every metric under Scalars; Ctrl-C to stop)", flush=True)
+        print(ready, flush=True)
         return EXIT_OK if proc.wait() == 0 else EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
-        if proc.poll() is None:        # never left running after this command
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop_group(proc)
+        log.close()
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group ``proc`` leads (ours: started with a new session), then
+    SIGKILL after 10 s."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            proc.wait()

@@ -35,7 +35,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from cluster.infra.auth_token import refusal
 from cluster.infra.local_cluster import LocalCluster
@@ -45,7 +45,8 @@ from cluster.storage import is_uri
 
 REPO = Path(__file__).resolve().parents[2]   # the project folder
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
-FORWARDED_ENV = ("LABRUN_DATA_DIR", "LABRUN_DEBUG")
+# Passed on to the job (never credentials: a job's environment is visible on the dashboard).
+FORWARDED_ENV = ("LABRUN_DATA_DIR", "LABRUN_DEBUG", "MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_PROJECT")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 STOP_GRACE_S = 60
 STOP_GRACE_VAR = "RAY_JOB_STOP_WAIT_TIME_S"   # read by Ray's job supervisor, in the job's env
@@ -110,11 +111,14 @@ def _name(spec: str) -> str:
     return re.split(r"[\[=<>~! ;]", spec, maxsplit=1)[0].strip().lower()
 
 
-def job_dependencies() -> list[str]:
+def job_dependencies(extras: Sequence[str] = ()) -> list[str]:
     """A job's pip runtime environment: the project's dependencies, Ray's unpinned (its extras'
-    packages are installed where missing; the cluster's Ray itself already satisfies it and stays)."""
+    packages are installed where missing; the cluster's Ray itself already satisfies it and
+    stays), and the pins of the optional ``extras`` the run needs (its trackers: mlflow, wandb)."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        optional = tomllib.load(f)["project"]["optional-dependencies"]
     return [spec.split("==")[0].split(";")[0].strip() if _name(spec) == "ray" else spec
-            for spec in project_dependencies()]
+            for spec in project_dependencies()] + [spec for extra in extras for spec in optional[extra]]
 
 
 def pinned_ray_version() -> str | None:
@@ -138,7 +142,7 @@ def ray_version_note(client) -> str | None:
 
 def job_spec(command: str, config: str, sets: list[str], address: str, storage: str | None,
              install: bool | None, working_dir: str,
-             stop_grace_s: int = STOP_GRACE_S) -> tuple[str, dict]:
+             stop_grace_s: int = STOP_GRACE_S, extras: Sequence[str] = ()) -> tuple[str, dict]:
     """(entrypoint, runtime_env) of a submission: see the module's docstring. ``working_dir``
     is the staged upload (``upload.staged``), which holds ``config`` at its path in the project."""
     path = Path(config).resolve()
@@ -161,17 +165,17 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
             "RAY_JOB_STOP_SIGNAL": "SIGTERM", STOP_GRACE_VAR: str(stop_grace_s)}
     runtime_env: dict[str, Any] = {"working_dir": working_dir, "env_vars": env}
     if install if install is not None else not local:
-        runtime_env["pip"] = job_dependencies()
+        runtime_env["pip"] = job_dependencies(extras)
     return shlex.join(argv), runtime_env
 
 
 def submit(client, command: str, config: str, sets: list[str], storage: str | None,
            install: bool | None, working_dir: str, stop_grace_s: int = STOP_GRACE_S,
-           agent_wait_s: float = 180) -> str:
+           agent_wait_s: float = 180, extras: Sequence[str] = ()) -> str:
     """Submits the job; its id. A cluster that has just started may not have its job agent yet
     (HTTP 500, 'No available agent'): that is retried for up to ``agent_wait_s`` seconds."""
     entrypoint, runtime_env = job_spec(command, config, sets, client.labrun_address, storage, install,
-                                     working_dir, stop_grace_s)
+                                     working_dir, stop_grace_s, extras)
     deadline = time.monotonic() + agent_wait_s
     while True:
         try:

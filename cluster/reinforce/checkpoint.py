@@ -12,6 +12,7 @@ and ``eval`` read: the newest checkpoint that loads whole, and why each newer on
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -231,3 +232,13 @@ def latest(ckpt_root: Path) -> Path | None:
     """The newest complete checkpoint (not checked: ``newest_intact`` loads and checks)."""
     found = list_checkpoints(ckpt_root)
     return found[-1] if found else None
+
+
+def check_finite(metrics: dict[str, float], weights: list[np.ndarray]) -> None:
+    """NonFinite if the learner's loss or the weights it just made hold NaN or inf."""
+    loss = metrics.get("learner/loss")
+    if loss is not None and not math.isfinite(loss):
+        raise NonFinite(f"learner/loss ({loss})")
+    for i, w in enumerate(weights):
+        if not np.isfinite(w).all():
+            raise NonFinite(f"policy weights_{i}")

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from cluster import trackers
 from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment, load_experiment
 from cluster.config.schema import ConfigError
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
@@ -165,7 +166,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
                 stored = False
                 progress.line(f"error: could not copy the run to storage: {err}; it is complete "
                               f"in {run_dir}")
-    progress.summary(f"labrun: {cfg.name}", _summary_rows(result, mirror))
+    progress.summary(f"labrun: {cfg.name}", _summary_rows(result, mirror, cfg.output.loggers))
     if result.failed:
         print(f"error: {result.stop_reason}", file=sys.stderr)
     if not stored or result.failed:
@@ -175,7 +176,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, obs_shape, num_actions, address: 
     return EXIT_INTERRUPTED if result.stop_reason.startswith("interrupted") else EXIT_OK
 
 
-def _summary_rows(result: RunResult, mirror: Mirror | None) -> list[tuple[str, str]]:
+def _summary_rows(result: RunResult, mirror: Mirror | None,
+                  loggers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     s, m = result.state, result.last_metrics
     return [
         ("stopped", result.stop_reason),
@@ -190,6 +192,7 @@ def _summary_rows(result: RunResult, mirror: Mirror | None) -> list[tuple[str, s
         ("worker restarts", str(s.worker_restarts)),
         ("run folder", str(result.run_dir)),
         *([("stored at", mirror.uri)] if mirror else []),
+        *trackers.where(loggers, result.run_dir.parent, result.run_dir),
     ]
 
 

@@ -1,5 +1,5 @@
-"""Where a run's numbers go: a metrics file (JSONL), TensorBoard, a run log and a learning curve;
-and the run folder itself (made here; locked while a process writes it: ``cluster/folders.py``).
+"""Where a run's numbers go: a metrics file (JSONL), TensorBoard, the trackers of
+``output.loggers`` (``cluster/trackers.py``), a run log and a learning curve; and the run folder itself (made here; locked while a process writes it: ``cluster/folders.py``).
 
 Components return flat dicts of floats keyed ``area/name``; only this module writes them anywhere.
 """
@@ -7,12 +7,15 @@ Components return flat dicts of floats keyed ``area/name``; only this module wri
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
+from cluster.config import schema
 from cluster.folders import new_folder
 from cluster.tensorboard_layout import write_layout
+from cluster.trackers import TRACKERS, Tracking, artifact_files, flatten
 from supervised.files import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
@@ -35,12 +38,17 @@ class RunOutputs:
     SessionLog.START at that step), so the resumed counters continue a clean history. The
     metrics file is rewritten whole or not at all (a temporary file renamed over it): a kill or a
     full disk during the rewrite leaves the history as it was.
+
+    ``tracking``: the run's trackers (MLflow, W&B), fed every row; ``finish`` gives them the
+    run's files and how it ended.
     """
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
+    def __init__(self, run_dir: Path, resume_step: int | None = None,
+                 tracking: Tracking | None = None):
         from tensorboardX import SummaryWriter
 
         self.run_dir = run_dir
+        self.tracking = tracking
         if resume_step is not None:
             kept = [r for r in read_metrics(run_dir) if r["step"] <= resume_step]
             atomic_write(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept))
@@ -57,6 +65,8 @@ class RunOutputs:
         self._metrics.flush()
         for key, value in metrics.items():
             self._tb.add_scalar(key, value, global_step=step)
+        if self.tracking is not None:
+            self.tracking.metrics(metrics, step)
 
     def add_gif(self, tag: str, gif: bytes, height: int, width: int, step: int) -> None:
         """An animated GIF under TensorBoard's Images tab (it shows the encoded image as is)."""
@@ -78,6 +88,26 @@ class RunOutputs:
         self._tb.close()
         self._metrics.close()
         self._log.close()
+
+    def finish(self, status: str) -> None:
+        """After ``close`` and the learning curve: the trackers get the run's files (config,
+        curve, videos, log) and its end, 'finished', 'failed' or 'stopped'."""
+        if self.tracking is not None:
+            self.tracking.artifacts(self.run_dir, artifact_files(self.run_dir))
+            self.tracking.close(status)
+
+
+def open_tracking(cfg: Any, run_dir: Path, resume: bool) -> Tracking | None:
+    """The trackers of a run's ``output.loggers`` (None when it names none), its config logged
+    as params; a resumed run continues its tracked runs."""
+    if not any(name in TRACKERS for name in cfg.output.loggers):
+        return None
+    tracking = Tracking(cfg.output.loggers, runs_dir=run_dir.parent, folder=run_dir,
+                        experiment=cfg.name, run_name=run_dir.name, resume=resume,
+                        tags={"labrun.lab": cfg.lab, "labrun.folder": str(run_dir.resolve())},
+                        warn=lambda message: print(message, file=sys.stderr, flush=True))
+    tracking.params(flatten(schema.to_dict(cfg)))
+    return tracking
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

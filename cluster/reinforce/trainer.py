@@ -10,7 +10,6 @@ reports through it) and the stop criteria (``_after_iteration``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from cluster.errors import ClusterError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
-from cluster.reinforce.outputs import RunOutputs, plot_learning_curve
+from cluster.reinforce.outputs import RunOutputs, open_tracking, plot_learning_curve
 from cluster.reinforce.startup import StartupClock, mark_when_ready
 from rl import episodes
 from rl.episodes import EpisodeStats
@@ -96,12 +95,14 @@ class Trainer:
                  num_actions: int, *, resume: tuple[dict[str, Any], dict[str, Any]] | None = None,
                  progress: ConsoleProgress | None = None,
                  on_iteration: Callable[[dict[str, float], Path | None], None] | None = None,
-                 run_id: str | None = None, startup: StartupClock | None = None):
+                 run_id: str | None = None, startup: StartupClock | None = None,
+                 track: bool = True):
         """``on_iteration(metrics, checkpoint_dir or None)`` is called after every iteration (a
         Tune trial reports through it); ``run_id`` (default: the run folder's name) names the
         run's Ray actors, so it must be unique on the cluster. ``startup`` (default: from now)
         times the start-up: the run log gets its phases at the first iteration, and every
-        metrics row ``time/startup_s``."""
+        metrics row ``time/startup_s``. ``track``: open the trackers of ``output.loggers`` (a
+        sweep's trials are tracked by the driver instead: ``cluster/tuning/tracking.py``)."""
         self.cfg = cfg
         self.run_id = run_id or run_dir.name
         self.on_iteration = on_iteration
@@ -115,7 +116,8 @@ class Trainer:
             self.state = RunState(**counters)
             self.state.generation += 1  # fresh worker seeds: a resumed run never replays
         self.last_checkpoint = checkpoint.folder_name(self.state.iteration) if resume is not None else None
-        self.outputs = RunOutputs(run_dir, self.state.env_steps if resume is not None else None)
+        self.outputs = RunOutputs(run_dir, self.state.env_steps if resume is not None else None,
+                                  open_tracking(cfg, run_dir, resume is not None) if track else None)
         s = self.state
         self.episodes = EpisodeStats(cfg.stop.window, cfg.env.is_atari, s.recent_returns,
                                      s.recent_lengths, s.recent_won, s.recent_lost)
@@ -160,6 +162,9 @@ class Trainer:
             self.outputs.close()
             if started:
                 plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
+            self.outputs.finish("failed" if failed or not started or reason == "failed" else
+                                "stopped" if reason.startswith(("interrupted", "stopped")) else
+                                "finished")
         return RunResult(self.run_dir, reason, self.state, self.metrics, failed)
 
     def _loop(self, workers: Any, learner: Any) -> str:
@@ -224,7 +229,7 @@ class Trainer:
         state, output, metrics = self.state, self.cfg.output, self.metrics
         self.outputs.write(metrics, step=state.env_steps)
         self.progress.update(metrics)
-        _check_finite(metrics, weights)
+        checkpoint.check_finite(metrics, weights)
         ckpt = self._checkpoint(learner) if state.iteration % output.checkpoint_every == 0 else None
         if self.on_iteration is not None:
             self.on_iteration(metrics, ckpt)
@@ -387,13 +392,3 @@ class Trainer:
                                dataclasses.asdict(self.state), keep=self.cfg.output.keep_checkpoints)
         self.last_checkpoint = path.name
         return path
-
-
-def _check_finite(metrics: dict[str, float], weights: list[np.ndarray]) -> None:
-    """NonFinite if the learner's loss or the weights it just made hold NaN or inf."""
-    loss = metrics.get("learner/loss")
-    if loss is not None and not math.isfinite(loss):
-        raise checkpoint.NonFinite(f"learner/loss ({loss})")
-    for i, w in enumerate(weights):
-        if not np.isfinite(w).all():
-            raise checkpoint.NonFinite(f"policy weights_{i}")

@@ -93,7 +93,8 @@ def rl_trainable(config: dict[str, Any]) -> None:
 
     result = Trainer(cfg, run_dir, obs_shape, num_actions, resume=resume, run_id=run_dir.parent.name,
                      progress=ConsoleProgress(cfg.output.console_every_s, Console(quiet=True)),
-                     on_iteration=report, startup=startup).run()
+                     on_iteration=report, startup=startup,
+                     track=False).run()   # the sweep's driver tracks its trials (cluster/tuning/tracking.py)
     if result.failed:   # non-finite values: the trial is an error, its last checkpoint finite
         raise RuntimeError(result.stop_reason)
     if not result.stop_reason.startswith("interrupted"):

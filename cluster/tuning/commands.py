@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cluster import storage
+from cluster import storage, trackers
 from cluster.config.sweep import Sweep
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
 from cluster.folders import locked
@@ -79,9 +79,12 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
             stop.claim()   # SIGTERM: like Ctrl-C (Tune stops the trials, saves its state)
             results = run_trials(study, lab, resume=resume)
         rows = summarise(study, lab, results)
+        unfinished = [r for r in rows if r["status"] == "unfinished"]
+        from cluster.tuning.tracking import finish_study, loggers_of  # imports Ray, set up above
+
+        finish_study(study, loggers_of(study, lab), rows, stopped=bool(unfinished))
     console.print(_results_table(study, rows))
-    console.print(_files_table(study))
-    unfinished = [r for r in rows if r["status"] == "unfinished"]
+    console.print(_files_table(study, loggers_of(study, lab)))
     if unfinished:
         console.print(Text(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
                            f"labrun resume {study.location}"), soft_wrap=True)  # a path to copy, unbroken
@@ -117,7 +120,7 @@ def short_trial_name(folder: str) -> str:
     return match.group(1) if match else folder
 
 
-def _files_table(study: Study) -> Table:
+def _files_table(study: Study, loggers: tuple[str, ...] = ()) -> Table:
     outputs = Table(show_header=False)
     stored = [("stored at", f"{study.location} (Tune's trials, checkpoints and TensorBoard files; "
                             f"copies of the files above)")] if study.storage else []
@@ -125,7 +128,8 @@ def _files_table(study: Study) -> Table:
                        ("best config", study.folder / BEST_FILE),
                        ("comparison", study.folder / PLOT_FILE), *stored,
                        ("tensorboard", f"labrun tensorboard {study.folder}" if not study.storage
-                        else f"tensorboard --logdir {study.location} (where TensorFlow reads that scheme)")):
+                        else f"tensorboard --logdir {study.location} (where TensorFlow reads that scheme)"),
+                       *trackers.where(loggers, study.runs_dir, study.folder, study.folder / "*")):
         outputs.add_row(key, Text(str(value)))
     return outputs
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from cluster.infra.session import RaySession
+from cluster.trackers import TRACKERS
 from cluster.tuning.study import Study
 
 
@@ -38,6 +39,7 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from cluster.tuning.progress import Progress  # imports Ray: after RaySession set it up
+    from cluster.tuning.tracking import TrackTrials, loggers_of
 
     # A trial that fails at once (no data: ``trainable.fail_permanently``) ends cleanly with no
     # metrics, which Tune's strict check refuses; labrun checks a sweep's metric against the
@@ -51,6 +53,8 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     # its experiment snapshots come often would repeat through a sweep and asks for nothing.
     os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
     cluster = RaySession.resources()
+    loggers = loggers_of(study, lab)
+    tracked = [TrackTrials(study, loggers)] if any(name in TRACKERS for name in loggers) else []
     trial = lab.tune_trial(study.experiment, cluster)
     if resume:
         accept_old_tuner_files()
@@ -74,6 +78,6 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
             # `finished`) go there too, at each checkpoint and at the trial's end.
             sync_config=tune.SyncConfig(sync_artifacts=study.storage is not None),
             failure_config=tune.FailureConfig(max_failures=trial.max_failures),
-            callbacks=[Progress(study.metric)],
+            callbacks=[Progress(study.metric), *tracked],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=trial.keep_checkpoints)))
     return tuner.fit()
