@@ -174,7 +174,7 @@ def fetch_verified(name: str, url: str, sha256: str, tried: list[str], *,
                    download: bool = True) -> tuple[str, bytes] | None:
     """(source, bytes) of the published file ``name``: ``cache_dir/name`` (default
     ``~/.cache/labrun``) if its SHA-256 is ``sha256``, else (with ``download``) the download from
-    ``url`` if its SHA-256 is ``sha256`` (streamed by ``files.download``), then cached if the
+    ``url`` if its SHA-256 is ``sha256`` (streamed by ``files.download_resumable``), then cached if the
     cache can be written. Each source that fails is noted in ``tried``; None if neither has it."""
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
     if cache.is_file():
@@ -188,8 +188,8 @@ def fetch_verified(name: str, url: str, sha256: str, tried: list[str], *,
         return None
     try:
         with tempfile.TemporaryDirectory() as folder:
-            data = files.download(url, Path(folder) / name, sha256=sha256, timeout=timeout,
-                                  what=name).read_bytes()
+            data = files.download_resumable(url, Path(folder) / name, sha256=sha256,
+                                            timeout=timeout, what=name).read_bytes()
     except files.ChecksumMismatch as err:
         tried.append(f"download {url}: {err}; refused, not cached")
         return None

@@ -1,9 +1,9 @@
-"""The project's file helpers: one atomic write, one downloader (and its resumable form for
-``labrun data fetch``). ``cluster/`` uses them too.
+"""The project's file helpers: one atomic write, one downloader. ``cluster/`` uses them too.
 
 ``atomic_write`` puts a file in place whole or not at all: written to a temporary file beside it,
-flushed to disk, then renamed over it. ``download`` streams a URL the same way, checking its
-SHA-256 on the way, so a file at ``dest`` is always a complete, checked one.
+flushed to disk, then renamed over it. ``download_resumable`` streams a URL to a partial file
+beside its destination, resuming a broken transfer, and renames it into place only once its
+SHA-256 and layout check pass, so a file at ``dest`` is always a complete, checked one.
 """
 
 from __future__ import annotations
@@ -66,46 +66,16 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: str | Path, *, sha256: str | None, timeout: float, what: str = "",
-             check: Callable[[Path], object] | None = None) -> Path:
-    """Streams ``url`` (urllib: http(s), file) to a temporary file beside ``dest``, computing its
-    SHA-256 chunk by chunk, with progress on stderr (``what``, default dest's name, labels it);
-    then checks it: the digest against ``sha256`` (None: not checked; ChecksumMismatch naming
-    both), and ``check(temporary path)`` if given (it raises to refuse the file). A file that
-    passes is renamed to ``dest``; on any failure the temporary file is removed and ``dest`` is
-    left as it was. ``timeout``: seconds per blocking read. FolderNotWritable if dest's folder
-    cannot take the temporary file; URLError, HTTPError or a timeout (all OSErrors) from the
-    transfer. Returns ``dest``."""
-    dest = Path(dest)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temp_beside(dest)
-    except OSError as err:
-        raise FolderNotWritable(f"cannot write to the folder {dest.parent}: {err}") from err
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
-            size = response.headers.get("Content-Length")
-            with _progress(what or dest.name, int(size) if size and size.isdigit() else None) as advance:
-                while chunk := response.read(CHUNK):
-                    f.write(chunk)
-                    digest.update(chunk)
-                    advance(len(chunk))
-            f.flush()
-            os.fsync(f.fileno())
-        if sha256 is not None and (got := digest.hexdigest()) != sha256:
-            raise ChecksumMismatch(f"SHA-256 {got} is not the expected {sha256}")
-        if check is not None:
-            check(Path(tmp))
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # gone already if it was renamed
-    return dest
-
-
 def download_resumable(url: str, dest: str | Path, *, sha256: str | None, timeout: float,
                        what: str = "", check: Callable[[Path], object] | None = None) -> Path:
-    """``download``, resumable: the bytes go to ``dest.partial``, which a broken transfer leaves
+    """Streams ``url`` (urllib: http(s), file) to ``dest``, with progress on stderr (``what``,
+    default dest's name, labels it), checked: its SHA-256 against ``sha256`` (None: not checked;
+    ChecksumMismatch naming both) and ``check(path)`` if given (it raises to refuse the file);
+    ``dest`` appears only when both pass. ``timeout``: seconds per blocking read;
+    FolderNotWritable if dest's folder cannot be written; URLError, HTTPError or a timeout (all
+    OSErrors) from the transfer.
+
+    Resumable: the bytes go to ``dest.partial``, which a broken transfer leaves
     for the next call to continue with an HTTP Range request (a server that ignores it, or
     answers for another offset, sends the whole file, and the partial file starts over; one
     that says the range is past the end, 416, had sent it all: the partial file is checked as
@@ -137,7 +107,12 @@ def download_resumable(url: str, dest: str | Path, *, sha256: str | None, timeou
             while chunk := f.read(CHUNK):                 # what an earlier transfer left
                 digest.update(chunk)
                 have += len(chunk)
-            digest = _fetch(url, f, digest, have, timeout, what or dest.name)
+            try:
+                digest = _fetch(url, f, digest, have, timeout, what or dest.name)
+            except OSError:
+                if f.tell() == 0:                         # nothing came: nothing to resume
+                    part.unlink(missing_ok=True)
+                raise
             f.flush()
             os.fsync(f.fileno())
         try:

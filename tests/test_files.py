@@ -16,7 +16,8 @@ import pytest
 
 from supervised.data import DataUnavailable, fetch_verified
 from supervised.faces import load_face_data
-from supervised.files import CHUNK, ChecksumMismatch, FolderNotWritable, atomic_write, download, sha256_file
+from supervised.files import CHUNK, ChecksumMismatch, FolderNotWritable, atomic_write, sha256_file
+from supervised.files import download_resumable as download
 
 
 def listing(folder: Path) -> list[str]:
