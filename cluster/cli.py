@@ -250,9 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mlflow", help="start MLflow's UI on 127.0.0.1",
                        description="Start MLflow's server and UI on 127.0.0.1 over the tracking "
                                    "store that runs with output.loggers: [mlflow] wrote in a runs "
-                                   "folder (RUNS_DIR/mlflow.db), and print its address; Ctrl-C "
-                                   "stops it. With MLFLOW_TRACKING_URI set, runs go to that "
-                                   "server instead: open its own UI.")
+                                   "folder (RUNS_DIR/mlflow.db), and print its address with a "
+                                   "user and a password made for this session (other users of "
+                                   "the machine reach 127.0.0.1 too, and MLflow's server takes "
+                                   "writes); Ctrl-C stops it. With MLFLOW_TRACKING_URI set, runs "
+                                   "go to that server instead: open its own UI.")
     p.add_argument("runs_dir", nargs="?", default="runs", help="folder of runs (default: runs)")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.set_defaults(func=cmd_mlflow)

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -95,6 +96,11 @@ def artifact_files(folder: Path) -> list[Path]:
     return out
 
 
+def shown_uri(text: str) -> str:
+    """``text`` with the credentials of any URL in it (``https://user:token@host``) hidden."""
+    return re.sub(r"//[^/@\s]+@", "//***@", text)
+
+
 def mlflow_uri(runs_dir: Path) -> str:
     """Where MLflow writes: ``MLFLOW_TRACKING_URI``, else the runs folder's SQLite store."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(runs_dir).resolve() / MLFLOW_DB}"
@@ -106,7 +112,7 @@ def where(loggers: Iterable[str], runs_dir: Path, *folders: str | Path) -> list[
     rows = []
     if "mlflow" in loggers:
         uri = os.environ.get("MLFLOW_TRACKING_URI")
-        rows.append(("mlflow", uri or f"labrun mlflow {runs_dir}"))
+        rows.append(("mlflow", shown_uri(uri) if uri else f"labrun mlflow {runs_dir}"))
     if "wandb" in loggers:
         project = os.environ.get("WANDB_PROJECT", "labrun")
         runs = " ".join(f"{folder}/wandb/offline-run-*" for folder in folders)
@@ -130,6 +136,10 @@ class MlflowTracker:
             for name in ("mlflow", "alembic"):   # and a "View run" line per run (a sweep's
                 logging.getLogger(name).setLevel(logging.WARNING)   # summary says where)
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # A server that does not answer costs a run 2 tries of 20 s, not MLflow's 7 retries
+        # with backoff at each call, before the tracker is dropped.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         self.client = MlflowClient(mlflow_uri(runs_dir))
         if run_id is not None:          # a resumed run continues its tracked run
             self.run_id = run_id
@@ -145,6 +155,8 @@ class MlflowTracker:
                 experiment_id = self.client.get_experiment_by_name(experiment).experiment_id
         else:
             experiment_id = found.experiment_id
+            if found.lifecycle_stage == "deleted":   # deleted in the UI: runs of its name go on
+                self.client.restore_experiment(experiment_id)
         tags = {**tags, **({"mlflow.parentRunId": parent} if parent else {})}
         self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
 
@@ -207,7 +219,8 @@ class WandbTracker:
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "labrun"), name=run_name, group=group,
             dir=str(folder), id=run_id, resume="allow" if run_id else None, mode=wandb_mode(),
-            tags=[f"{k}:{v}"[:64] for k, v in {"experiment": experiment, **tags}.items()],
+            tags=[f"{k}:{v}"[:64] for k, v in {"experiment": experiment, **tags}.items()
+                  if k != "labrun.folder"],   # a local path: neither useful in 64 characters nor W&B's
             reinit="create_new", settings=wandb.Settings(console="off", silent=True))
 
     @property
@@ -258,13 +271,17 @@ class Tracking:
                     WandbTracker(folder, experiment, run_name, tags, run_id, parent.get(name)))
             self._guard(name, start)
         if self.trackers:
-            write_state(folder, {**read_state(folder), **{t.name: t.state for t in self.trackers}})
+            try:
+                write_state(folder, {**read_state(folder), **{t.name: t.state for t in self.trackers}})
+            except OSError as err:
+                self.warn(f"warning: could not write {folder / STATE_FILE} ({err}): a resumed run "
+                          f"will start new tracked runs")
 
     def _guard(self, name: str, call) -> None:
         try:
             call()
         except Exception as err:   # noqa: BLE001 - a tracker is never worth the run
-            self.warn(f"warning: {name} tracking stopped: {type(err).__name__}: {str(err)[:300]}")
+            self.warn(shown_uri(f"warning: {name} tracking stopped: {type(err).__name__}: {str(err)[:300]}"))
             self.trackers = [t for t in self.trackers if t.name != name]
 
     def _each(self, method: str, *args) -> None:
@@ -280,8 +297,16 @@ class Tracking:
     def metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self._each("metrics", metrics, step)
 
-    def artifacts(self, folder: Path, files: Iterable[Path]) -> None:
-        self._each("artifacts", folder, list(files))
+    def artifacts(self, folder: Path, files: Iterable[Path] | None = None) -> None:
+        """``files`` of ``folder`` (default: ``artifact_files(folder)``) to every tracker."""
+        if not self.trackers:
+            return
+        try:
+            found = list(files) if files is not None else artifact_files(folder)
+        except OSError as err:
+            self.warn(f"warning: could not list {folder} for the trackers: {err}")
+            return
+        self._each("artifacts", folder, found)
 
     def tag(self, key: str, value: str) -> None:
         self._each("tag", key, value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -20,7 +21,7 @@ import yaml
 from cluster import cli, trackers
 from cluster.config.schema import ConfigError
 from cluster.trackers import Tracking, artifact_files, flatten, numeric
-from helpers import free_port, run_cli, start_cli, wait_for, write_sweep
+from helpers import REPO, free_port, run_cli, start_cli, wait_for, write_sweep
 
 pytest.importorskip("mlflow")   # `make test` installs both extras; a bare install skips here
 pytest.importorskip("wandb")
@@ -237,28 +238,83 @@ def test_a_sweep_is_a_parent_run_with_its_trials_as_children(ray_address, tracke
     assert best_row.split(",")[0] == parent.data.tags["labrun.best_trial"]
 
 
-def test_labrun_mlflow_serves_the_runs_folders_store_until_ctrl_c(tmp_path, monkeypatch):
+def test_labrun_mlflow_serves_the_store_behind_a_password_and_goes_with_sigterm(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    import psutil
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tracking = Tracking(["mlflow"], runs_dir=tmp_path, folder=tmp_path, experiment="served",
                         run_name="r", tags={})
+    (tmp_path / "curve.png").write_bytes(b"png")
     tracking.metrics({"a/b": 1.0}, 1)
+    tracking.artifacts(tmp_path, [tmp_path / "curve.png"])
     tracking.close("finished")
+    run_id = trackers.read_state(tmp_path)["mlflow"]["run_id"]
     port = free_port()
     proc = start_cli("mlflow", str(tmp_path), "--port", str(port),
                      env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
-    lines = []
+    lines, server = [], []
     try:
         wait_for(lambda: lines.append(proc.stdout.readline()) or "MLflow for" in lines[-1], 120,
                  0, "labrun mlflow's address")
-        assert f"at http://127.0.0.1:{port}" in lines[-1]
-        assert [e.name for e in client(f"http://127.0.0.1:{port}").search_experiments()
-                if e.name == "served"] == ["served"]
+        server = psutil.Process(proc.pid).children(recursive=True)
+        match = re.search(rf"at http://127.0.0.1:{port}  \(user labrun, password (\S+): this session only", lines[-1])
+        assert match, lines[-1]
+        base = f"http://127.0.0.1:{port}"
+        with pytest.raises(urllib.error.HTTPError) as refused:     # another user of the machine
+            urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/search?max_results=10", timeout=10)
+        assert refused.value.code == 401
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "labrun")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", match.group(1))
+        assert "served" in [e.name for e in client(base).search_experiments()]
+        request = urllib.request.Request(f"{base}/ajax-api/2.0/mlflow/artifacts/list?run_id={run_id}")
+        request.add_header("Authorization", "Basic " + __import__("base64").b64encode(
+            f"labrun:{match.group(1)}".encode()).decode())
+        listed = json.loads(urllib.request.urlopen(request, timeout=10).read())   # what the UI shows
+        assert [f["path"] for f in listed["files"]] == ["curve.png"]
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0
+    assert server and not [p for p in server if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     with socket.socket() as s:      # the server and its workers went with it
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_resumed_reinforce_run_continues_its_tracked_run_in_the_default_store(ray_address, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    out = run_cli("train", "configs/cartpole.yaml", "--address", ray_address, "--runs-dir", str(tmp_path),
+                  "--set", "name=resumed", "--set", "stop.iterations=2", "--set", "stop.mean_return=null",
+                  "--set", "output.loggers=[mlflow]", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = tmp_path.glob("resumed__*")
+    out = run_cli("resume", str(run_dir), "--address", ray_address, "--set", "stop.iterations=4", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    uri = trackers.mlflow_uri(tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    (run,) = runs_of(uri, "resumed")
+    assert run.info.status == "FINISHED"
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    history = client(uri).get_metric_history(run.info.run_id, "counters/iteration")
+    assert [m.step for m in history] == steps and [m.value for m in history] == [1, 2, 3, 4]
+    assert "learning_curve.png" in artifact_paths(uri, run.info.run_id)
+    assert run.info.artifact_uri.startswith((tmp_path.resolve() / "mlartifacts").as_uri())
+
+
+def test_credentials_in_the_tracking_uri_are_never_shown_or_sent_to_a_job(tmp_path, monkeypatch, capsys):
+    from cluster.infra import jobs
+
+    secret = "https://me:s3cret@mlflow.team/"
+    assert trackers.shown_uri(f"error talking to {secret}api") == "error talking to https://***@mlflow.team/api"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", secret)
+    assert trackers.where(["mlflow"], tmp_path) == [("mlflow", "https://***@mlflow.team/")]
+    _, env = jobs.job_spec("train", str(REPO / "configs" / "cartpole.yaml"), [],
+                           "http://10.0.0.1:8265", "/shared/runs", None, str(tmp_path))
+    assert "MLFLOW_TRACKING_URI" not in env["env_vars"]
+    assert "holds credentials, so it is not passed to the job" in capsys.readouterr().err
 
 
 def test_labrun_mlflow_on_a_folder_without_a_store_is_exit_2(tmp_path):

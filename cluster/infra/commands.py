@@ -4,6 +4,7 @@ the command's exit code."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -167,59 +168,103 @@ def tensorboard(runs_dir: str, port: int | None) -> int:
 
 def mlflow_ui(runs_dir: str, port: int | None) -> int:
     """MLflow's server and UI on 127.0.0.1 over the tracking store of ``runs_dir`` (what runs
-    with ``output.loggers: [mlflow]`` wrote there) until Ctrl-C."""
-    from cluster.trackers import INSTALL, MLFLOW_ARTIFACTS, MLFLOW_DB, missing
+    with ``output.loggers: [mlflow]`` wrote there) until Ctrl-C. Unlike TensorBoard, MLflow's
+    server takes writes (new experiments whose artifacts it then reads from any local path), and
+    every user of this machine reaches 127.0.0.1: so it runs behind MLflow's basic
+    authentication, with a user ``labrun`` and a password made for this session only (its
+    settings and user store in a private temporary folder, removed on exit), and without its
+    artifact upload proxy."""
+    import secrets
 
-    problem = missing(["mlflow"])
-    if problem:
-        raise UsageError(f"labrun mlflow needs the mlflow package: {INSTALL['mlflow']}")
+    from cluster.trackers import INSTALL, MLFLOW_DB, missing
+
+    if missing(["mlflow"]) or importlib.util.find_spec("flask_wtf") is None:
+        raise UsageError(f"labrun mlflow needs the mlflow package with its auth extra: {INSTALL['mlflow']}")
     db = Path(runs_dir).resolve() / MLFLOW_DB
     if not db.is_file():
-        raise UsageError(f"{db}: no MLflow store (train with `--set output.loggers=[mlflow]`, or "
-                         f"name the runs folder)")
+        where = (f"runs with MLFLOW_TRACKING_URI set went to {trackers_uri_shown()}; "
+                 if os.environ.get("MLFLOW_TRACKING_URI") else "")
+        raise UsageError(f"{db}: no MLflow store ({where}train with `--set output.loggers=[mlflow]`, "
+                         f"or name the runs folder)")
     port = port or free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
-           "--default-artifact-root", (db.parent / MLFLOW_ARTIFACTS).as_uri(),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    return _serve("MLflow", cmd, port, f"MLflow for {db.parent} at http://127.0.0.1:{port}  "
-                                       f"(experiments, runs, metrics, artifacts; Ctrl-C to stop)")
+    password = secrets.token_urlsafe(18)
+    with tempfile.TemporaryDirectory(prefix="labrun-mlflow-") as private:   # mode 0700
+        auth = Path(private) / "auth.ini"
+        auth.write_text("[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+                        f"database_uri = sqlite:///{Path(private) / 'users.db'}\nadmin_username = labrun\n"
+                        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(auth), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+        cmd = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+               "--backend-store-uri", f"sqlite:///{db}", "--no-serve-artifacts",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+               "--uvicorn-opts", "--no-access-log"]
+        return _serve("MLflow", cmd, port,
+                      f"MLflow for {db.parent} at http://127.0.0.1:{port}  (user labrun, password "
+                      f"{password}: this session only; Ctrl-C to stop)", env=env)
 
 
-def _serve(name: str, cmd: list[str], port: int, ready: str) -> int:
-    """Runs a UI server (its own process group) until Ctrl-C or its end; prints ``ready`` once it
-    answers on ``port``. It and its workers are never left running after this command."""
+def trackers_uri_shown() -> str:
+    from cluster.trackers import shown_uri
+
+    return shown_uri(os.environ.get("MLFLOW_TRACKING_URI", ""))
+
+
+def _serve(name: str, cmd: list[str], port: int, ready: str, env: dict | None = None) -> int:
+    """Runs a UI server in a process group of its own until Ctrl-C, SIGTERM, SIGHUP (the
+    terminal closed) or its end; prints ``ready`` once it answers on ``port``. The group goes
+    with this command however it ends (and the server with it if this process is killed)."""
     log = tempfile.TemporaryFile()   # not a pipe: a server that logs every request would fill it
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    try:   # Ctrl-C at any moment, while the server starts too, stops it and exits 0
+    stop = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+    proc = None
+    try:   # any of those at any moment, while the server starts too, stops it and exits 0
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env,
+                                start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.2)
-        if proc.poll() is not None:
+        if proc.poll() is not None or time.monotonic() >= deadline:
             log.seek(0)
             said = log.read().decode(errors="replace").strip()[-500:]
-            print(f"error: {name} exited: {said}", file=sys.stderr)
+            print(f"error: {name} did not start: {said or 'no answer on the port in 60 s'}", file=sys.stderr)
             return EXIT_FAILED
         print(ready, flush=True)
         return EXIT_OK if proc.wait() == 0 else EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
-        _stop_group(proc)
+        if proc is not None:
+            _stop_group(proc)
         log.close()
+        signal.signal(signal.SIGTERM, stop[0])
+        signal.signal(signal.SIGHUP, stop[1])
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before it runs: SIGTERM when labrun dies (even by SIGKILL)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG (Linux)
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM to the process group ``proc`` leads (ours: started with a new session), then
-    SIGKILL after 10 s."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            proc.wait()
+    """SIGTERM to the process group ``proc`` leads (ours: started with a new session, so its
+    workers too, even after the leader ended), then SIGKILL if the leader is still there 10 s on."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)   # the unreaped leader still holds the group's id
+        proc.wait()

@@ -42,6 +42,7 @@ from cluster.infra.local_cluster import LocalCluster
 from cluster.infra.net import is_loopback
 from cluster.infra.session import ClusterError, prepare_environment
 from cluster.storage import is_uri
+from cluster.trackers import shown_uri
 
 REPO = Path(__file__).resolve().parents[2]   # the project folder
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -161,6 +162,10 @@ def job_spec(command: str, config: str, sets: list[str], address: str, storage: 
     for s in sets:
         argv += ["--set", s]
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    if shown_uri(env.get("MLFLOW_TRACKING_URI", "")) != env.get("MLFLOW_TRACKING_URI", ""):
+        del env["MLFLOW_TRACKING_URI"]   # it holds credentials: set it on the cluster instead
+        print("warning: MLFLOW_TRACKING_URI holds credentials, so it is not passed to the job "
+              "(a job's environment shows on the dashboard); set it on the cluster", file=sys.stderr)
     env |= {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
             "RAY_JOB_STOP_SIGNAL": "SIGTERM", STOP_GRACE_VAR: str(stop_grace_s)}
     runtime_env: dict[str, Any] = {"working_dir": working_dir, "env_vars": env}

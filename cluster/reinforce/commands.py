@@ -75,6 +75,8 @@ def resume(run_dir: str, overrides: list[str], address: str | None) -> int:
             existing_run_dir(str(folder))
         source = str(folder / CONFIG_FILE)
         cfg = load_experiment(folder / CONFIG_FILE, overrides)
+        if problem := trackers.missing(cfg.output.loggers):
+            raise UsageError(problem)
         found = newest_checkpoint(folder, "resume from")
         obs_shape, num_actions = check_env(cfg, source)
         check_fits(cfg, found, obs_shape, num_actions, overrides, source)

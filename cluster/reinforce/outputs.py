@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from cluster.config import schema
 from cluster.folders import new_folder
 from cluster.tensorboard_layout import write_layout
-from cluster.trackers import TRACKERS, Tracking, artifact_files, flatten
+from cluster.trackers import TRACKERS, Tracking, flatten
 from supervised.files import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
@@ -93,7 +93,7 @@ class RunOutputs:
         """After ``close`` and the learning curve: the trackers get the run's files (config,
         curve, videos, log) and its end, 'finished', 'failed' or 'stopped'."""
         if self.tracking is not None:
-            self.tracking.artifacts(self.run_dir, artifact_files(self.run_dir))
+            self.tracking.artifacts(self.run_dir)
             self.tracking.close(status)
 
 

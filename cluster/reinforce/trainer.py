@@ -159,12 +159,14 @@ class Trainer:
             if started:
                 reason = reason or "failed"  # an exception is on its way up
                 self._event(f"stopped: {reason}")
-            self.outputs.close()
-            if started:
-                plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
-            self.outputs.finish("failed" if failed or not started or reason == "failed" else
-                                "stopped" if reason.startswith(("interrupted", "stopped")) else
-                                "finished")
+            try:
+                self.outputs.close()
+                if started:
+                    plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
+            finally:   # the tracked runs end however this ends
+                self.outputs.finish("failed" if failed or not started or reason == "failed" else
+                                    "stopped" if reason.startswith(("interrupted", "stopped")) else
+                                    "finished")
         return RunResult(self.run_dir, reason, self.state, self.metrics, failed)
 
     def _loop(self, workers: Any, learner: Any) -> str:

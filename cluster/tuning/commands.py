@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cluster import storage, trackers
+from cluster.config import schema
 from cluster.config.sweep import Sweep
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
 from cluster.folders import locked
@@ -63,7 +64,10 @@ def resume_study(folder: str | Path, labs: Mapping[str, Any], address: str | Non
         study = Study.load(folder)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return run_study(study, labs[study.lab], address, resume=True)
+    lab = labs[study.lab]
+    if problem := trackers.missing(schema.from_dict(lab.experiment, study.experiment).output.loggers):
+        raise UsageError(problem)
+    return run_study(study, lab, address, resume=True)
 
 
 def run_study(study: Study, lab: Any, address: str | None, resume: bool = False) -> int:
@@ -74,17 +78,22 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
     console.print(Text(f"{'resuming' if resume else 'running'} {study.lab} trial(s): {study.location}"))
     if not resume:
         study.save()
+    loggers = schema.from_dict(lab.experiment, study.experiment).output.loggers
+    rows: list[dict[str, Any]] = []
     with locked(study.folder):   # one writer; `labrun runs` reads it as running
-        with StopSignals() as stop, RaySession(address=address):
-            stop.claim()   # SIGTERM: like Ctrl-C (Tune stops the trials, saves its state)
-            results = run_trials(study, lab, resume=resume)
-        rows = summarise(study, lab, results)
-        unfinished = [r for r in rows if r["status"] == "unfinished"]
-        from cluster.tuning.tracking import finish_study, loggers_of  # imports Ray, set up above
+        try:
+            with StopSignals() as stop, RaySession(address=address):
+                stop.claim()   # SIGTERM: like Ctrl-C (Tune stops the trials, saves its state)
+                results = run_trials(study, lab, resume=resume)
+            rows = summarise(study, lab, results)
+        finally:   # the tracked runs end however this ends (imports Ray: set up by now)
+            if any(name in trackers.TRACKERS for name in loggers):
+                from cluster.tuning.tracking import finish_study
 
-        finish_study(study, loggers_of(study, lab), rows, stopped=bool(unfinished))
+                finish_study(study, loggers, rows, stopped=any(r["status"] == "unfinished" for r in rows))
+    unfinished = [r for r in rows if r["status"] == "unfinished"]
     console.print(_results_table(study, rows))
-    console.print(_files_table(study, loggers_of(study, lab)))
+    console.print(_files_table(study, loggers))
     if unfinished:
         console.print(Text(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
                            f"labrun resume {study.location}"), soft_wrap=True)  # a path to copy, unbroken

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from cluster.infra.session import RaySession
-from cluster.trackers import TRACKERS
 from cluster.tuning.study import Study
 
 
@@ -39,7 +38,7 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from cluster.tuning.progress import Progress  # imports Ray: after RaySession set it up
-    from cluster.tuning.tracking import TrackTrials, loggers_of
+    from cluster.tuning.tracking import loggers_of, track
 
     # A trial that fails at once (no data: ``trainable.fail_permanently``) ends cleanly with no
     # metrics, which Tune's strict check refuses; labrun checks a sweep's metric against the
@@ -53,8 +52,9 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     # its experiment snapshots come often would repeat through a sweep and asks for nothing.
     os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
     cluster = RaySession.resources()
-    loggers = loggers_of(study, lab)
-    tracked = [TrackTrials(study, loggers)] if any(name in TRACKERS for name in loggers) else []
+    # The trackers' callback; on resume Tune brings back its own from tuner.pkl, which tracks
+    # this session's study (``track`` sets it).
+    tracked = track(study, () if resume else loggers_of(study, lab))
     trial = lab.tune_trial(study.experiment, cluster)
     if resume:
         accept_old_tuner_files()

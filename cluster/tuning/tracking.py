@@ -25,7 +25,7 @@ from ray.tune import Callback
 from cluster import storage
 from cluster.config import schema
 from cluster.config.sweep import nested
-from cluster.trackers import TRACKERS, Tracking, artifact_files, flatten, read_state
+from cluster.trackers import TRACKERS, Tracking, flatten, read_state, shown_uri
 from cluster.tuning.study import BEST_FILE, PLOT_FILE, RESULTS_FILE, Study
 
 # A trial's status in the results (cluster/tuning/results.py) -> how its tracked run ended.
@@ -56,18 +56,31 @@ def _open_study_run(study: Study, loggers: Sequence[str]) -> Tracking:
     return tracking
 
 
+_STUDY: list[Study] = []   # the study this process runs now (``track``): a restored callback's
+
+
+def track(study: Study, loggers: Sequence[str]) -> list[Callback]:
+    """The callbacks that track ``study``'s trials (none unless ``loggers`` names a tracker).
+    Also the study a callback restored from Tune's tuner.pkl tracks: the folder of this session,
+    wherever the study was when it started."""
+    _STUDY[:] = [study]
+    return [TrackTrials(loggers)] if any(name in TRACKERS for name in loggers) else []
+
+
 class TrackTrials(Callback):
     """One tracked run per trial (see the module's docstring). Picklable: Tune keeps its
-    callbacks in tuner.pkl, and a resumed sweep tracks the same way."""
+    callbacks in tuner.pkl, and a resumed sweep tracks the same way (only the loggers are
+    kept; the study is this session's, ``track``). A hook that fails warns; it never stops the
+    sweep."""
 
-    def __init__(self, study: Study, loggers: Sequence[str]):
-        self.study, self.loggers = study, tuple(loggers)
+    def __init__(self, loggers: Sequence[str]):
+        self.study, self.loggers = _STUDY[0], tuple(loggers)
         self._open: dict[str, Tracking] = {}   # by the trial folder's name, as results rows
         self._parent: dict[str, str] = {}
         _LIVE.append(self)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"study": self.study, "loggers": self.loggers}
+        return {"loggers": self.loggers}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)
@@ -76,7 +89,16 @@ class TrackTrials(Callback):
     def sweep(self) -> bool:
         return bool(self.study.space)
 
+    def _guarded(self, what: str, call) -> None:
+        try:
+            call()
+        except Exception as err:   # noqa: BLE001 - tracking is never worth the sweep
+            _warn(shown_uri(f"warning: tracking ({what}) failed: {type(err).__name__}: {str(err)[:300]}"))
+
     def setup(self, **info) -> None:
+        self._guarded("the study's run", self._setup)
+
+    def _setup(self) -> None:
         if not self.sweep:
             return
         if "mlflow" in self.loggers:
@@ -87,15 +109,18 @@ class TrackTrials(Callback):
         self._parent["wandb"] = self.study.name
 
     def _folder(self, trial) -> Path:
-        """The trial's folder where the driver can read it; else one of its own in the study's."""
+        """Where the trial's tracker ids (and W&B's offline run) go, the same in every session:
+        its folder when the study is local (made now, before Tune makes it), else a folder of
+        its name in the study's staging folder."""
         path = str(trial.path)
-        if not storage.is_uri(path) and Path(path).is_dir():
-            return Path(path)
-        folder = self.study.folder / trial.trial_id
+        folder = self.study.folder / Path(path).name if storage.is_uri(self.study.location) else Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._guarded(f"trial {trial.trial_id}", lambda: self._start(trial))
+
+    def _start(self, trial) -> None:
         if Path(trial.path).name in self._open:
             return
         folder = self._folder(trial)
@@ -112,7 +137,7 @@ class TrackTrials(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         tracking = self._open.get(Path(trial.path).name)
-        if tracking is not None:
+        if tracking is not None:   # (Tracking guards its own calls)
             step = result.get("counters/env_steps", result.get("training_iteration", 0))
             tracking.metrics(result, int(step))
 
@@ -123,9 +148,8 @@ class TrackTrials(Callback):
             tracking = self._open.pop(row["trial"], None)
             if tracking is None:
                 continue
-            folder = Path(str(row["path"]))
-            if not storage.is_uri(str(row["path"])) and folder.is_dir():
-                tracking.artifacts(folder, artifact_files(folder))
+            if not storage.is_uri(str(row["path"])) and Path(str(row["path"])).is_dir():
+                tracking.artifacts(Path(str(row["path"])))
             tracking.close(ENDED.get(row["status"], "failed"))
         for tracking in self._open.values():
             tracking.close("stopped")
@@ -133,29 +157,30 @@ class TrackTrials(Callback):
 
 
 def finish_study(study: Study, loggers: Sequence[str], rows: list[dict[str, Any]], stopped: bool) -> None:
-    """After Tune: the trials' tracked runs get their files and ends; a sweep's study gets its
-    results table, best config and comparison plot, and the best trial's id (MLflow's study run
-    ends; W&B gets one run in the study's group holding them)."""
+    """After Tune (also when it failed: ``rows`` may be empty): the trials' tracked runs get
+    their files and ends; a sweep's study gets its results table, best config and comparison
+    plot, and its best trial's id (MLflow's study run ends; W&B gets one run in the study's
+    group holding them)."""
     for callback in [c for c in _LIVE if c.study.folder == study.folder]:
         callback.finish(rows)
         _LIVE.remove(callback)
-    if not study.space or not any(name in TRACKERS for name in loggers):
-        return
+    if not study.space or not rows or not any(name in TRACKERS for name in loggers):
+        return   # (no rows: Tune did not get to run; the trials' runs, if any, ended above)
     files = [study.folder / name for name in (RESULTS_FILE, BEST_FILE, PLOT_FILE)
              if (study.folder / name).is_file()]
-    best = rows[0] if rows else {}
+    best = next((r for r in rows if r.get(study.metric) is not None), None)
     status = "stopped" if stopped else "finished"
     if "mlflow" in loggers:
         tracking = _open_study_run(study, loggers)
         tracking.artifacts(study.folder, files)
-        if best:
-            tracking.tag("labrun.best_trial", str(best.get("trial")))
+        if best is not None:
+            tracking.tag("labrun.best_trial", str(best["trial"]))
+            tracking.tag("labrun.best_" + study.metric, str(best[study.metric]))
         tracking.close(status)
     if "wandb" in loggers:
         tracking = Tracking(["wandb"], runs_dir=study.runs_dir, folder=study.folder,
                             experiment=study.name.split("__")[0], run_name=f"{study.name} (study)",
-                            tags=_study_tags(study), parent={"wandb": study.name}, resume=True,
-                            warn=_warn)
-        tracking.params({k: v for k, v in best.items() if not k.startswith("_")})
+                            tags=_study_tags(study), parent={"wandb": study.name}, warn=_warn)
+        tracking.params({k: v for k, v in (best or {}).items() if not k.startswith("_")})
         tracking.artifacts(study.folder, files)
         tracking.close(status)
