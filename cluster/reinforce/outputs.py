@@ -1,5 +1,6 @@
 """Where a run's numbers go: a metrics file (JSONL), TensorBoard, the trackers of
-``output.loggers`` (``cluster/trackers.py``), a run log and a learning curve; and the run folder itself (made here; locked while a process writes it: ``cluster/folders.py``).
+``output.loggers`` (``cluster/trackers.py``), a run log and a learning curve; and the run folder
+itself (made here; locked while a process writes it: ``cluster/folders.py``).
 
 Components return flat dicts of floats keyed ``area/name``; only this module writes them anywhere.
 """
