@@ -87,6 +87,7 @@ def download_resumable(url: str, dest: str | Path, *, sha256: str | None, timeou
 
     dest = Path(dest)
     part = dest.with_name(dest.name + ".partial")
+    validator = dest.with_name(dest.name + ".partial.validator")   # the partial bytes' version
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         folder = os.open(dest.parent, os.O_RDONLY)
@@ -108,10 +109,13 @@ def download_resumable(url: str, dest: str | Path, *, sha256: str | None, timeou
                 digest.update(chunk)
                 have += len(chunk)
             try:
-                digest = _fetch(url, f, digest, have, timeout, what or dest.name)
+                since = validator.read_text().strip() if have and validator.is_file() else None
+                digest = _fetch(url, f, digest, have, timeout, what or dest.name, since,
+                                lambda version: atomic_write(validator, version or ""))
             except OSError:
                 if f.tell() == 0:                         # nothing came: nothing to resume
                     part.unlink(missing_ok=True)
+                    validator.unlink(missing_ok=True)
                 raise
             f.flush()
             os.fsync(f.fileno())
@@ -122,8 +126,10 @@ def download_resumable(url: str, dest: str | Path, *, sha256: str | None, timeou
                 check(part)
         except ValueError:                                # not the file: nothing kept
             part.unlink(missing_ok=True)
+            validator.unlink(missing_ok=True)
             raise
         os.replace(part, dest)
+        validator.unlink(missing_ok=True)
         return dest
     finally:
         os.close(folder)
@@ -138,11 +144,18 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _fetch(url: str, f, digest, have: int, timeout: float, what: str):
+def _fetch(url: str, f, digest, have: int, timeout: float, what: str, since: str | None = None,
+           version: Callable[[str | None], object] = lambda v: None):
     """Appends ``url``'s bytes from offset ``have`` to the open file ``f`` and ``digest``, or
     all of them from 0 (to a new digest) when the server does not continue at ``have``; the
-    digest of the whole file."""
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    digest of the whole file. ``since``: the version (strong ETag or Last-Modified) the bytes
+    at hand came from, sent as If-Range, so a server whose file changed meanwhile sends it all
+    (200) rather than the rest of another file; ``version(v)`` records the version of what is
+    coming, before its first byte is written."""
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    if have and since:
+        headers["If-Range"] = since
+    request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
@@ -155,6 +168,8 @@ def _fetch(url: str, f, digest, have: int, timeout: float, what: str):
             f.seek(0)
             f.truncate()
             digest, have = hashlib.sha256(), 0
+        etag = response.headers.get("ETag")
+        version(etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified"))
         size = response.headers.get("Content-Length")
         total = have + int(size) if size and size.isdigit() else None
         with _progress(what, total, have) as advance:

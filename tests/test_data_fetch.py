@@ -21,16 +21,22 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class Server:
-    """Serves PAYLOAD; ``cut_after`` bytes then hangs up (once), ``ranges`` honours Range."""
+    """Serves ``payload`` (PAYLOAD); ``cut_after`` bytes then hangs up (once), ``ranges`` honours
+    Range; with an ``etag`` it sends it and honours If-Range (a Range only for that version)."""
 
-    def __init__(self, cut_after: int | None = None, ranges: bool = True):
-        self.cut_after, self.ranges, self.seen = cut_after, ranges, []
+    def __init__(self, cut_after: int | None = None, ranges: bool = True, etag: str | None = None):
+        self.cut_after, self.ranges, self.seen, self.etag = cut_after, ranges, [], etag
+        self.payload, self.if_range = PAYLOAD, []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 asked = self.headers.get("Range")
                 server.seen.append(asked)
+                server.if_range.append(self.headers.get("If-Range"))
+                if self.headers.get("If-Range") not in (None, server.etag):
+                    asked = None                             # another version: all of it
+                PAYLOAD = server.payload
                 start = int(asked.split("=")[1].rstrip("-")) if asked and server.ranges else 0
                 if start >= len(PAYLOAD):
                     self.send_response(416)                  # nothing past the end
@@ -42,6 +48,8 @@ class Server:
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
                 self.send_header("Content-Length", str(len(body)))
+                if server.etag:
+                    self.send_header("ETag", server.etag)
                 self.end_headers()
                 if server.cut_after is not None:
                     self.wfile.write(body[:server.cut_after])
@@ -74,6 +82,24 @@ def test_a_broken_download_continues_where_it_stopped(tmp_path, ranges):
         server.close()
     assert dest.read_bytes() == PAYLOAD and sorted(p.name for p in dest.parent.iterdir()) == ["train_face.h5"]
     assert server.seen == [None, f"bytes={1 << 20}-"]       # the second asked for the rest only
+
+
+def test_a_file_that_changed_between_tries_is_fetched_whole_again(tmp_path):
+    """If-Range with the version the partial bytes came from: the rest of another file is
+    never appended to them (the faces have no published SHA-256 to catch it)."""
+    server = Server(cut_after=1 << 20, etag='"v1"')
+    dest = tmp_path / "cache" / "train_face.h5"
+    changed = os.urandom(2 << 20)
+    try:
+        with pytest.raises(OSError, match="the transfer broke after 1.0 MiB"):
+            download_resumable(server.url, dest, sha256=None, timeout=10)
+        server.payload, server.etag = changed, '"v2"'
+        assert download_resumable(server.url, dest, sha256=None, timeout=10) == dest
+    finally:
+        server.close()
+    assert dest.read_bytes() == changed
+    assert server.seen == [None, f"bytes={1 << 20}-"] and server.if_range == [None, '"v1"']
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["train_face.h5"]
 
 
 def test_a_download_that_is_not_the_file_is_not_kept(tmp_path):
