@@ -192,12 +192,16 @@ class MlflowTracker:
 
 
 def _wandb_logged_in() -> bool:
-    """Whether W&B has an API key here (``wandb login`` keeps it in ~/.netrc)."""
+    """Whether W&B has an API key here: ``WANDB_API_KEY``, or the entry ``wandb login`` keeps
+    in ~/.netrc (``$NETRC``) for its server (``WANDB_BASE_URL``: a self-hosted one)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or ""
+    netrc = Path(os.environ.get("NETRC") or Path.home() / ".netrc").expanduser()
     try:
-        return "api.wandb.ai" in netrc.read_text()
+        return f"machine {host}" in " ".join(netrc.read_text().split())
     except OSError:
         return False
 

@@ -62,6 +62,23 @@ def test_loggers_are_checked_with_the_config():
         labs.load("configs/mnist.yaml", ["output.loggers=[neptune]"])
 
 
+def test_wandb_runs_online_only_where_it_has_a_key_for_its_server(tmp_path, monkeypatch):
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine   wandb.example.org\n  login user\n  password x\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert trackers.wandb_mode() == "offline"                   # a key for another server
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert trackers.wandb_mode() == "online"                    # self-hosted, logged in
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert trackers.wandb_mode() == "offline"                   # the user's word wins
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_BASE_URL")
+    monkeypatch.setenv("WANDB_API_KEY", "k")
+    assert trackers.wandb_mode() == "online"
+
+
 def test_a_tracker_not_installed_is_one_line_and_exit_2_before_anything_starts(monkeypatch, capsys):
     monkeypatch.setattr(trackers.importlib.util, "find_spec", lambda name: None)
     code = cli.main(["train", "configs/cartpole.yaml", "--set", "output.loggers=[wandb]"])
