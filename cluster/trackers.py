@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
@@ -43,6 +44,20 @@ STATUS = {"finished": "FINISHED", "failed": "FAILED", "stopped": "KILLED"}   # o
 ARTIFACT_SUFFIXES = {".png", ".gif", ".mp4", ".abc", ".mid", ".wav", ".json", ".yaml", ".csv",
                      ".txt", ".md", ".log"}
 MAX_ARTIFACT_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class TrackedOutput:
+    """The ``output`` section's trackers, which every experiment file's ``output`` extends."""
+
+    loggers: tuple[Logger, ...] = field(default=("tensorboard",), metadata={"min_len": 1})
+    """Where metrics go beside the metrics file: 'tensorboard' (always written: labrun's own
+    views read it), 'mlflow' (MLFLOW_TRACKING_URI, else a SQLite store in the runs folder:
+    `labrun mlflow`), 'wandb' (online when logged in, else offline in the run folder). Each
+    tracker gets the resolved config, every metric at its step, and the run's files."""
+
+    def __post_init__(self):
+        check_loggers(self.loggers)
 
 
 def check_loggers(loggers: Iterable[str]) -> None:

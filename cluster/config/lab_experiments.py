@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cluster.trackers import Logger, check_loggers
+from cluster.trackers import TrackedOutput
 from supervised.config import DbvaeConfig, IntroConfig, MnistConfig, MusicConfig
 
 
@@ -28,19 +28,11 @@ class TrialResources:
 
 
 @dataclass(frozen=True)
-class LabOutput:
+class LabOutput(TrackedOutput):
     runs_dir: str = "runs"
     """Folder under which each run or sweep gets its own folder (Tune's storage path)."""
     keep_checkpoints: int = field(default=2, metadata={"ge": 1})
     """Checkpoints kept per trial (the latest ones)."""
-    loggers: tuple[Logger, ...] = field(default=("tensorboard",), metadata={"min_len": 1})
-    """Where metrics go beside the metrics file: 'tensorboard' (always written: labrun's own
-    views read it), 'mlflow' (MLFLOW_TRACKING_URI, else a SQLite store in the runs folder:
-    `labrun mlflow`), 'wandb' (online when logged in, else offline in the run folder). Each
-    tracker gets the resolved config, every metric at its step, and the run's files."""
-
-    def __post_init__(self):
-        check_loggers(self.loggers)
 
 
 @dataclass(frozen=True)

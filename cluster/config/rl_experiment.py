@@ -11,7 +11,7 @@ import yaml
 
 from cluster.config import schema
 from cluster.config.schema import ConfigError
-from cluster.trackers import Logger, check_loggers
+from cluster.trackers import TrackedOutput
 from rl.config import EnvConfig, LearnerConfig, PolicyConfig, RolloutConfig
 from supervised.files import atomic_write
 
@@ -59,7 +59,7 @@ class StopConfig:
 
 
 @dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(TrackedOutput):
     runs_dir: str = "runs"
     """Folder under which each run gets its own `<name>__<seed>__<time>` folder."""
     checkpoint_every: int = field(default=10, metadata={"ge": 1})
@@ -73,14 +73,6 @@ class OutputConfig:
     the run's videos/ folder, and the GIF in TensorBoard (null: no videos while training)."""
     video_max_steps: int = field(default=5000, metadata={"ge": 1})
     """Longest video, in environment steps."""
-    loggers: tuple[Logger, ...] = field(default=("tensorboard",), metadata={"min_len": 1})
-    """Where metrics go beside the metrics file: 'tensorboard' (always written: labrun's own
-    views read it), 'mlflow' (MLFLOW_TRACKING_URI, else a SQLite store in the runs folder:
-    `labrun mlflow`), 'wandb' (online when logged in, else offline in the run folder). Each
-    tracker gets the resolved config, every metric at its step, and the run's files."""
-
-    def __post_init__(self):
-        check_loggers(self.loggers)
 
 
 @dataclass(frozen=True)

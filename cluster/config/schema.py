@@ -121,7 +121,16 @@ def load_config(path: str | Path, overrides: Sequence[str],
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
-    """The string literal written under each field of a dataclass: its documentation."""
+    """The string literal written under each field of a dataclass (or of the dataclass it
+    extends): its documentation."""
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__[1:]):
+        if dataclasses.is_dataclass(base):
+            docs.update(field_docs(base))
+    return docs | _own_field_docs(cls)
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):
