@@ -34,7 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
-## bench-pong: set up, then Pong learning under sticky actions to 20 M and 40 M frames, each evaluated over 20 unseen games (~1.5 hours on 2 CPUs; into pong.json)
+## bench-pong: set up, then Pong learning under sticky actions to 20 M and 40 M frames, each evaluated over 20 unseen games (~35 minutes on 2 quiet CPUs; into pong.json)
 bench-pong: $(STAMP)
 	$(BIN)/python -m benchmarks.run pong-learning
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from benchmarks import cartpole, cluster, dbvae, mnist, pipeline, pong, scaling, supervised
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# name -> (function, results file, table rows). pong-learning (~1.5 hours) and pipeline join
+# name -> (function, results file, table rows). pong-learning (~35 minutes) and pipeline join
 # pong.json beside the throughput keys; music (36 minutes) and music-check (a minute: the music
 # checks on corpus tunes) join supervised.json; mnist alone writes mnist.json.
 BENCHMARKS = {
@@ -31,7 +31,7 @@ BENCHMARKS = {
     "music": (supervised.run_music, "supervised", supervised.table_rows),
     "music-check": (supervised.run_music_check, "supervised", supervised.table_rows),
 }
-DURATION = {"pong-learning": "~1.5 hours", "music": "~40 minutes", "pipeline": "~10 minutes",
+DURATION = {"pong-learning": "~35 minutes", "music": "~40 minutes", "pipeline": "~10 minutes",
             "scaling": "~6-10 minutes"}
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
 DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "music-check", "dbvae", "cluster",
