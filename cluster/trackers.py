@@ -1,7 +1,9 @@
 """Experiment trackers beside TensorBoard (``output.loggers``): MLflow and Weights & Biases.
 
-A ``Tracker`` is one tracked run: the resolved config as flattened params, each metric at its
-step, files as artifacts, and how the run ended. REINFORCE runs open theirs in
+A tracker (``MlflowTracker``, ``WandbTracker``) is one tracked run: the resolved config as
+flattened params, each metric at its step, files as artifacts, and how the run ended;
+``Tracking`` holds a run's trackers and keeps a failing one from stopping the run. REINFORCE
+runs open theirs in
 ``cluster/reinforce/outputs.py``; Tune trials (supervised labs, sweeps) get theirs from
 ``cluster/tuning/tracking.py``, a callback in the driver. Neither package is imported until a
 run asks for it: both are optional extras.
@@ -10,8 +12,8 @@ run asks for it: both are optional extras.
   store in the runs folder (``mlflow.db``, artifacts under ``mlartifacts/``), which
   ``labrun mlflow RUNS_DIR`` shows on 127.0.0.1. The experiment is the config's (or sweep's)
   name; runs are tagged with their lab and folder.
-- W&B runs online for a logged-in user (``wandb login``, ``WANDB_API_KEY``) and offline
-  otherwise (``WANDB_MODE`` decides when set): an offline run stays in the run folder's
+- W&B runs online for a logged-in user (``WANDB_API_KEY``, or ``wandb login``'s netrc entry
+  for its server, ``WANDB_BASE_URL``) and offline otherwise (``WANDB_MODE`` decides when set): an offline run stays in the run folder's
   ``wandb/`` until ``wandb sync``. The project is ``WANDB_PROJECT`` or ``labrun``.
 
 A run's tracker ids go to ``trackers.json`` in its folder, so a resumed run continues the same
