@@ -69,6 +69,11 @@ def check_loggers(loggers: Iterable[str]) -> None:
         raise ValueError(f"loggers: expected each logger once, got {seen}")
 
 
+def tracked(loggers: Iterable[str]) -> bool:
+    """Whether ``loggers`` names a tracker (TensorBoard alone needs none of this module)."""
+    return any(name in TRACKERS for name in loggers)
+
+
 def missing(loggers: Iterable[str]) -> str | None:
     """A one-line error for the first requested tracker whose package is not installed, or None."""
     for name in loggers:

@@ -176,13 +176,13 @@ def mlflow_ui(runs_dir: str, port: int | None) -> int:
     artifact upload proxy."""
     import secrets
 
-    from cluster.trackers import INSTALL, MLFLOW_DB, missing
+    from cluster.trackers import INSTALL, MLFLOW_DB, missing, shown_uri
 
     if missing(["mlflow"]) or importlib.util.find_spec("flask_wtf") is None:
         raise UsageError(f"labrun mlflow needs the mlflow package with its auth extra: {INSTALL['mlflow']}")
     db = Path(runs_dir).resolve() / MLFLOW_DB
     if not db.is_file():
-        where = (f"runs with MLFLOW_TRACKING_URI set went to {trackers_uri_shown()}; "
+        where = (f"runs with MLFLOW_TRACKING_URI set went to {shown_uri(os.environ['MLFLOW_TRACKING_URI'])}; "
                  if os.environ.get("MLFLOW_TRACKING_URI") else "")
         raise UsageError(f"{db}: no MLflow store ({where}train with `--set output.loggers=[mlflow]`, "
                          f"or name the runs folder)")
@@ -202,12 +202,6 @@ def mlflow_ui(runs_dir: str, port: int | None) -> int:
         return _serve("MLflow", cmd, port,
                       f"MLflow for {db.parent} at http://127.0.0.1:{port}  (user labrun, password "
                       f"{password}: this session only; Ctrl-C to stop)", env=env)
-
-
-def trackers_uri_shown() -> str:
-    from cluster.trackers import shown_uri
-
-    return shown_uri(os.environ.get("MLFLOW_TRACKING_URI", ""))
 
 
 def _serve(name: str, cmd: list[str], port: int, ready: str, env: dict | None = None) -> int:

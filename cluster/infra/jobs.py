@@ -102,10 +102,15 @@ def connect(address: str | None = None):
     return client
 
 
+def _project() -> dict[str, Any]:
+    """pyproject.toml's [project] table."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]
+
+
 def project_dependencies() -> list[str]:
     """The pinned dependencies of pyproject.toml."""
-    with open(REPO / "pyproject.toml", "rb") as f:
-        return list(tomllib.load(f)["project"]["dependencies"])
+    return list(_project()["dependencies"])
 
 
 def _name(spec: str) -> str:
@@ -116,10 +121,10 @@ def job_dependencies(extras: Sequence[str] = ()) -> list[str]:
     """A job's pip runtime environment: the project's dependencies, Ray's unpinned (its extras'
     packages are installed where missing; the cluster's Ray itself already satisfies it and
     stays), and the pins of the optional ``extras`` the run needs (its trackers: mlflow, wandb)."""
-    with open(REPO / "pyproject.toml", "rb") as f:
-        optional = tomllib.load(f)["project"]["optional-dependencies"]
+    project = _project()
     return [spec.split("==")[0].split(";")[0].strip() if _name(spec) == "ray" else spec
-            for spec in project_dependencies()] + [spec for extra in extras for spec in optional[extra]]
+            for spec in project["dependencies"]] + \
+        [spec for extra in extras for spec in project["optional-dependencies"][extra]]
 
 
 def pinned_ray_version() -> str | None:

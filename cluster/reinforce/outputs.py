@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from cluster.config import schema
 from cluster.folders import new_folder
 from cluster.tensorboard_layout import write_layout
-from cluster.trackers import TRACKERS, Tracking, flatten
+from cluster.trackers import Tracking, flatten, tracked
 from supervised.files import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
@@ -101,7 +101,7 @@ class RunOutputs:
 def open_tracking(cfg: Any, run_dir: Path, resume: bool) -> Tracking | None:
     """The trackers of a run's ``output.loggers`` (None when it names none), its config logged
     as params; a resumed run continues its tracked runs."""
-    if not any(name in TRACKERS for name in cfg.output.loggers):
+    if not tracked(cfg.output.loggers):
         return None
     tracking = Tracking(cfg.output.loggers, runs_dir=run_dir.parent, folder=run_dir,
                         experiment=cfg.name, run_name=run_dir.name, resume=resume,

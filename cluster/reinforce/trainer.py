@@ -132,14 +132,14 @@ class Trainer:
     def run(self) -> RunResult:
         from cluster.reinforce.workers import WorkersLost
 
-        reason, started, failed, finite = None, False, False, True
+        reason, started, failed, finite, interrupted = None, False, False, True, False
         try:
             with self._workers() as workers, self._learner() as learner:
                 started = True   # a set-up that fails (too few CPUs, a bad checkpoint) just raises
                 try:
                     reason = self._loop(workers, learner)
                 except KeyboardInterrupt as err:   # Ctrl-C, or SIGTERM: cluster.signals
-                    reason = getattr(err, "reason", "interrupted (Ctrl-C)")
+                    interrupted, reason = True, getattr(err, "reason", "interrupted (Ctrl-C)")
                 except WorkersLost as err:
                     failed, reason = True, str(err)
                 except checkpoint.NonFinite as err:
@@ -165,8 +165,7 @@ class Trainer:
                     plot_learning_curve(self.run_dir, self.cfg.stop.mean_return)
             finally:   # the tracked runs end however this ends
                 self.outputs.finish("failed" if failed or not started or reason == "failed" else
-                                    "stopped" if reason.startswith(("interrupted", "stopped")) else
-                                    "finished")
+                                    "stopped" if interrupted else "finished")
         return RunResult(self.run_dir, reason, self.state, self.metrics, failed)
 
     def _loop(self, workers: Any, learner: Any) -> str:

@@ -15,7 +15,6 @@ from rich.table import Table
 from rich.text import Text
 
 from cluster import storage, trackers
-from cluster.config import schema
 from cluster.config.sweep import Sweep
 from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
 from cluster.folders import locked
@@ -65,7 +64,7 @@ def resume_study(folder: str | Path, labs: Mapping[str, Any], address: str | Non
     except ValueError as err:
         raise UsageError(str(err)) from None
     lab = labs[study.lab]
-    if problem := trackers.missing(schema.from_dict(lab.experiment, study.experiment).output.loggers):
+    if problem := trackers.missing(study.loggers(lab)):
         raise UsageError(problem)
     return run_study(study, lab, address, resume=True)
 
@@ -78,7 +77,7 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
     console.print(Text(f"{'resuming' if resume else 'running'} {study.lab} trial(s): {study.location}"))
     if not resume:
         study.save()
-    loggers = schema.from_dict(lab.experiment, study.experiment).output.loggers
+    loggers = study.loggers(lab)
     rows: list[dict[str, Any]] = []
     with locked(study.folder):   # one writer; `labrun runs` reads it as running
         try:
@@ -87,7 +86,7 @@ def run_study(study: Study, lab: Any, address: str | None, resume: bool = False)
                 results = run_trials(study, lab, resume=resume)
             rows = summarise(study, lab, results)
         finally:   # the tracked runs end however this ends (imports Ray: set up by now)
-            if any(name in trackers.TRACKERS for name in loggers):
+            if trackers.tracked(loggers):
                 from cluster.tuning.tracking import finish_study
 
                 finish_study(study, loggers, rows, stopped=any(r["status"] == "unfinished" for r in rows))

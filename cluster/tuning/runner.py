@@ -38,7 +38,7 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from cluster.tuning.progress import Progress  # imports Ray: after RaySession set it up
-    from cluster.tuning.tracking import loggers_of, track
+    from cluster.tuning.tracking import track
 
     # A trial that fails at once (no data: ``trainable.fail_permanently``) ends cleanly with no
     # metrics, which Tune's strict check refuses; labrun checks a sweep's metric against the
@@ -54,7 +54,7 @@ def run_trials(study: Study, lab: Any, resume: bool = False):
     cluster = RaySession.resources()
     # The trackers' callback; on resume Tune brings back its own from tuner.pkl, which tracks
     # this session's study (``track`` sets it).
-    tracked = track(study, () if resume else loggers_of(study, lab))
+    tracked = track(study, () if resume else study.loggers(lab))
     trial = lab.tune_trial(study.experiment, cluster)
     if resume:
         accept_old_tuner_files()

@@ -71,6 +71,11 @@ class Study:
                      data, sweep.space, cfg.metric, cfg.mode, cfg.num_samples, cfg.scheduler,
                      cfg.max_concurrent_trials, cfg.seed, storage=uri)
 
+    def loggers(self, lab: Any) -> tuple[str, ...]:
+        """The study's ``output.loggers`` (its experiment's, a sweep's ``loggers`` merged in);
+        ``lab``: its ``cluster.labs`` entry."""
+        return schema.from_dict(lab.experiment, self.experiment).output.loggers
+
     def claim_folder(self) -> "Study":
         """This new study with its folder created: ``name-2``, ``name-3``... when another run or
         sweep of the same name, started in the same second, has ``name``. With a storage URI the

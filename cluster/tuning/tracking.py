@@ -25,7 +25,7 @@ from ray.tune import Callback
 from cluster import storage
 from cluster.config import schema
 from cluster.config.sweep import nested
-from cluster.trackers import TRACKERS, Tracking, flatten, read_state, shown_uri
+from cluster.trackers import Tracking, flatten, read_state, shown_uri, tracked
 from cluster.tuning.study import BEST_FILE, PLOT_FILE, RESULTS_FILE, Study
 
 # A trial's status in the results (cluster/tuning/results.py) -> how its tracked run ended.
@@ -35,11 +35,6 @@ _LIVE: list["TrackTrials"] = []   # this process's callbacks (Tune's copy after 
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def loggers_of(study: Study, lab: Any) -> tuple[str, ...]:
-    """The study's ``output.loggers`` (its experiment's, the sweep's ``loggers`` merged in)."""
-    return schema.from_dict(lab.experiment, study.experiment).output.loggers
 
 
 def _study_tags(study: Study) -> dict[str, str]:
@@ -64,7 +59,7 @@ def track(study: Study, loggers: Sequence[str]) -> list[Callback]:
     Also the study a callback restored from Tune's tuner.pkl tracks: the folder of this session,
     wherever the study was when it started."""
     _STUDY[:] = [study]
-    return [TrackTrials(loggers)] if any(name in TRACKERS for name in loggers) else []
+    return [TrackTrials(loggers)] if tracked(loggers) else []
 
 
 class TrackTrials(Callback):
@@ -164,7 +159,7 @@ def finish_study(study: Study, loggers: Sequence[str], rows: list[dict[str, Any]
     for callback in [c for c in _LIVE if c.study.folder == study.folder]:
         callback.finish(rows)
         _LIVE.remove(callback)
-    if not study.space or not rows or not any(name in TRACKERS for name in loggers):
+    if not study.space or not rows or not tracked(loggers):
         return   # (no rows: Tune did not get to run; the trials' runs, if any, ended above)
     files = [study.folder / name for name in (RESULTS_FILE, BEST_FILE, PLOT_FILE)
              if (study.folder / name).is_file()]
