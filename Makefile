@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,mlflow,wandb]'   # the trackers: optional for users, tested here
+	$(BIN)/python -m pip install --quiet -e '.[test,mlflow,wandb,torch]'   # trackers and PyTorch: optional for users, tested here
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -89,7 +89,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return infra.submit("tune" if args.tune else "train", args.config, args.set, args.address,
                         args.storage, args.install, wait=not args.no_wait, extra=extra,
                         stop_grace_s=args.stop_grace,
-                        extras=[name for name in loggers if name in trackers.TRACKERS])
+                        extras=[name for name in loggers if name in trackers.TRACKERS]
+                        + labs.extras_for_frameworks(loaded))
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -1,11 +1,52 @@
-"""GPUs for TensorFlow: memory growth, so that learners and trials sharing a GPU fit side by side.
+"""Devices of a process, decided by its runner: which GPUs it sees, TensorFlow's memory growth,
+PyTorch's threads.
 
-Where a GPU is shared is a placement decision, so it is made here, by the runners (the REINFORCE
-trainer, the learner's actor, the Tune trainables), before a component first touches the GPU;
-the components in rl/ and supervised/ do not know whether they share one.
+Where a GPU is used or shared is a placement decision, so it is made here, by the runners (the
+REINFORCE trainer, the learner's actor, the Tune trainables), before a component first touches
+the GPU; the components in rl/ and supervised/ use whatever device their process sees and do not
+know whether they share one.
 """
 
 from __future__ import annotations
+
+import os
+
+
+class GpuUnusable(RuntimeError):
+    """A process was given a GPU that its framework cannot use (no CUDA build, no driver)."""
+
+
+def hide_gpus() -> None:
+    """Makes this process see no GPU, before its framework first looks: Ray does not empty
+    CUDA_VISIBLE_DEVICES for a process given no GPU, which would otherwise open CUDA on every GPU
+    of the machine and train on the first one, unreserved."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def place_trial(framework: str, gpus: int, cpus: float) -> str:
+    """Readies this trial process for ``framework`` with the ``gpus`` Ray gave it (whose
+    CUDA_VISIBLE_DEVICES Ray has set) and ``cpus``; returns the device it trains on, in words.
+    None given: GPUs hidden. Some given but unusable: GpuUnusable, with what to install."""
+    if gpus == 0:
+        hide_gpus()
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(max(1, round(cpus)))   # intra-op threads: the trial's CPUs
+        if gpus == 0:
+            threads = torch.get_num_threads()
+            return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+        if not torch.cuda.is_available():
+            raise GpuUnusable(f"this trial was given {gpus} GPU(s) but PyTorch {torch.__version__} "
+                              f"cannot use CUDA here; install a CUDA build of PyTorch")
+        return f"cuda:0 ({torch.cuda.get_device_name(0)})"
+    names = enable_memory_growth()
+    if gpus == 0:
+        return "cpu"
+    if not names:
+        raise GpuUnusable(f"this trial was given {gpus} GPU(s) but TensorFlow sees none (no CUDA "
+                          f"libraries?); install them with: pip install -e '.[cuda]'")
+    return names[0]
 
 
 def enable_memory_growth() -> list[str]:

@@ -8,14 +8,18 @@ nothing outside this file branches on a lab's name:
 - ``ReinforceLab`` (``rl``): rollout workers and a learner (``cluster/reinforce/``); ``labrun
   train`` runs them directly, a sweep runs each trial in its own placement group.
 - ``SupervisedLab`` (``intro``, ``mnist``, ``music``, ``dbvae``): a class of ``supervised/``
-  that follows ``supervised.lab.Lab``, run as Tune trials (``cluster/tuning/``).
+  per framework (TensorFlow, PyTorch) that follows ``supervised.lab.Lab``, run as Tune trials
+  (``cluster/tuning/``).
 
 To add a lab: its config class under ``supervised/config.py``, an experiment class in
-``cluster/config/lab_experiments.py``, the lab class in ``supervised/``, and one line in ``LABS``.
+``cluster/config/lab_experiments.py``, the lab class in ``supervised/`` (one per framework), and
+one entry in ``LABS``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
@@ -80,29 +84,62 @@ class ReinforceLab:
                          cfg.resources.max_trial_failures, cfg.output.keep_checkpoints)
 
 
+FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch"}
+FRAMEWORK_MODULES = {"tensorflow": "tensorflow", "torch": "torch"}   # what must be importable
+FRAMEWORK_INSTALL = {"tensorflow": "pip install -e .", "torch": "pip install -e '.[torch]'"}
+FRAMEWORK_EXTRAS = {"torch": "torch"}   # the optional dependencies (pyproject.toml) a framework needs
+
+
+def extras_for_frameworks(loaded: Sweep | tuple[Lab, Any]) -> list[str]:
+    """The optional dependencies the frameworks of ``labrun train``'s (lab, config) or of a
+    sweep's trials need (a swept ``framework``: each of its values), for a job's environment."""
+    if isinstance(loaded, Sweep):
+        used = {loaded.experiment_data.get("framework", "tensorflow")}
+        if "framework" in loaded.space:
+            used |= set(candidate_values(*loaded.space["framework"]))
+    else:
+        used = {getattr(loaded[1], "framework", "tensorflow")}
+    return sorted(FRAMEWORK_EXTRAS[f] for f in used if f in FRAMEWORK_EXTRAS)
+
+
+def check_framework(lab: SupervisedLab, framework: str, source: str | None = None) -> None:
+    """ConfigError (exit 2, before anything starts) when ``lab`` has no version in
+    ``framework`` or the framework is not installed here, saying how to install it."""
+    if framework not in lab.runners:
+        raise ConfigError(f"the {lab.name} lab has no {FRAMEWORK_NAMES[framework]} version yet; "
+                          f"expected one of {', '.join(map(repr, lab.runners))}",
+                          source=source, key="framework")
+    if importlib.util.find_spec(FRAMEWORK_MODULES[framework]) is None:
+        raise ConfigError(f"{FRAMEWORK_NAMES[framework]} is not installed in this Python "
+                          f"({sys.executable}); install it with: {FRAMEWORK_INSTALL[framework]}",
+                          source=source, key="framework")
+
+
 @dataclass(frozen=True)
 class SupervisedLab:
-    """A lab of ``supervised/`` (contract: ``supervised.lab.Lab``), run as Ray Tune trials."""
+    """A lab of ``supervised/`` (contract: ``supervised.lab.Lab``), run as Ray Tune trials, in
+    the framework its experiment file names (``framework``, a key a sweep may search over)."""
 
     name: str
     experiment: type
-    runner: str                 # "module:Class" of supervised/, imported where a trial runs
+    runners: Mapping[str, str]  # framework -> "module:Class" of supervised/, imported where a trial runs
     metric: str                 # what `labrun train` reports as the result
     mode: Literal["min", "max"]
     step: str = "epoch"
 
-    def runner_class(self) -> type:
-        module, _, name = self.runner.partition(":")
+    def runner_class(self, framework: str = "tensorflow") -> type:
+        module, _, name = self.runners[framework].partition(":")
         return getattr(import_quietly(module), name)   # (TensorFlow's start-up chatter off)
 
     def metrics(self) -> tuple[str, ...]:
+        """Every metric a trial reports: the same in every framework (tests hold them to it)."""
         return tuple(self.runner_class().METRICS)
 
     def check(self, cfg: Any, source: str) -> None:
-        pass
+        check_framework(self, cfg.framework, source)
 
     def check_sweep_trial(self, cfg: Any) -> None:
-        pass
+        check_framework(self, cfg.framework)
 
     def train(self, cfg: Any, *, source: str, runs_dir: str | None, address: str | None) -> int:
         return tuning_commands.train(self, cfg, runs_dir, address, source)
@@ -128,10 +165,16 @@ Lab = ReinforceLab | SupervisedLab
 
 LABS: dict[str, Lab] = {lab.name: lab for lab in (
     ReinforceLab(),
-    SupervisedLab("mnist", MnistExperiment, "supervised.mnist:MnistLab", "test/accuracy", "max"),
-    SupervisedLab("intro", IntroExperiment, "supervised.intro:IntroLab", "fit/loss", "min"),
-    SupervisedLab("music", MusicExperiment, "supervised.music:MusicLab", "train/loss", "min"),
-    SupervisedLab("dbvae", DbvaeExperiment, "supervised.dbvae:DbvaeLab", "eval/E_A", "max"),
+    SupervisedLab("mnist", MnistExperiment, {"tensorflow": "supervised.mnist:MnistLab",
+                                             "torch": "supervised.mnist_torch:TorchMnistLab"},
+                  "test/accuracy", "max"),
+    SupervisedLab("intro", IntroExperiment, {"tensorflow": "supervised.intro:IntroLab",
+                                             "torch": "supervised.intro_torch:TorchIntroLab"},
+                  "fit/loss", "min"),
+    SupervisedLab("music", MusicExperiment, {"tensorflow": "supervised.music:MusicLab"},
+                  "train/loss", "min"),
+    SupervisedLab("dbvae", DbvaeExperiment, {"tensorflow": "supervised.dbvae:DbvaeLab"},
+                  "eval/E_A", "max"),
 )}
 
 

@@ -1,38 +1,27 @@
 """IntroLab: the basics of TensorFlow from the course's first lab (lab 1, part 1), as one trial.
 
-Read it top to bottom: tensors and operations make the data; a Dense layer is written by hand;
-it goes into a model in two ways (Sequential, subclassed); gradient descent with tf.GradientTape
-fits the model to the noisy line y = 3x - 1, and every epoch reports how close it has come.
+Read it top to bottom: tensors and operations; a Dense layer is written by hand; it goes into a
+model in two ways (Sequential, subclassed); gradient descent with tf.GradientTape fits the model
+to the noisy line y = 3x - 1, and every epoch reports how close it has come (the data and the
+epoch: ``supervised/intro_base.py``, shared with the PyTorch lab ``supervised/intro_torch.py``).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Literal
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from supervised.config import IntroConfig
-from supervised.lab import Lab
+from supervised.intro_base import IntroBase
 from supervised.models import load_training_state, save_training_state
-
-TRUE_SLOPE, TRUE_INTERCEPT = 3.0, -1.0
-
 
 # 1. Tensors and operations. A tensor is an n-dimensional array with a dtype and a shape; a
 # rank-2 tensor [N, 1] is a column of N numbers. Operations (*, +, tf.matmul, tf.reduce_mean)
-# take tensors and give new ones, broadcasting scalars over every element.
-
-def make_line(num_points: int, noise: float, seed: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """x [N, 1] uniform in [-3, 3] and y = 3x - 1 + noise * N(0, 1) [N, 1]; a function of the
-    seed alone (stateless random ops, no global random state)."""
-    x = tf.random.stateless_uniform([num_points, 1], seed=[seed, 0], minval=-3.0, maxval=3.0)
-    eps = tf.random.stateless_normal([num_points, 1], seed=[seed, 1])
-    return x, TRUE_SLOPE * x + TRUE_INTERCEPT + noise * eps
-
+# take tensors and give new ones, broadcasting scalars over every element. The data, the noisy
+# line y = 3x - 1, is made with NumPy (``make_line``, shared with the PyTorch lab).
 
 def mean_squared_error(y_pred: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """mean((y_pred - y)^2) over all elements: a scalar tensor."""
@@ -92,25 +81,17 @@ def line_of(model: keras.Model) -> tuple[float, float]:
 # 4. Optimisation. tf.GradientTape records the operations of the forward pass so that
 # tape.gradient can give d loss / d weights; the optimizer moves the weights against it.
 
-class IntroLab(Lab):
-    """The ``Lab`` of the line fit: built, it has made the data and the model; an epoch is
-    steps_per_epoch gradient steps; a checkpoint holds the weights, the optimizer's state and the
-    epoch counter; it has no pictures."""
-
-    METRICS = ("fit/loss", "fit/slope", "fit/intercept", "counters/epoch", "time/epoch_s")
+class IntroLab(IntroBase):
+    """The line fit in TensorFlow: built, it has made the data and the model; a checkpoint holds
+    the weights, the optimizer's state and the epoch counter."""
 
     def __init__(self, cfg: IntroConfig, seed: int = 0):
-        self.cfg, self.seed = cfg, seed
-        self.x, self.y = make_line(cfg.num_points, cfg.noise, seed)          # [N, 1] each
+        super().__init__(cfg, seed)
+        self.x, self.y = tf.constant(self.x), tf.constant(self.y)            # [N, 1] each
         self.model = build_line_model(cfg.model, seed)
         self.optimizer = keras.optimizers.SGD(learning_rate=cfg.lr)
         self.optimizer.build(self.model.trainable_variables)
-        self.epoch = 0  # finished epochs
         self._step = tf.function(lambda: self._gradient_step())
-
-    @property
-    def total_epochs(self) -> int:
-        return self.cfg.epochs
 
     def _gradient_step(self) -> tf.Tensor:
         with tf.GradientTape() as tape:  # watches the trainable variables used inside
@@ -119,23 +100,11 @@ class IntroLab(Lab):
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return loss
 
-    def train_epoch(self) -> dict[str, float]:
-        """steps_per_epoch steps of gradient descent on all the points; METRICS, the loss being
-        the mean over the epoch's steps."""
-        start = time.perf_counter()
-        losses = [float(self._step()) for _ in range(self.cfg.steps_per_epoch)]
-        slope, intercept = line_of(self.model)
-        self.epoch += 1
-        return {
-            "fit/loss": float(np.mean(losses)),
-            "fit/slope": slope,
-            "fit/intercept": intercept,
-            "counters/epoch": float(self.epoch),
-            "time/epoch_s": time.perf_counter() - start,
-        }
+    def gradient_step(self) -> float:
+        return float(self._step())
 
-    def images(self) -> dict[str, np.ndarray]:
-        return {}
+    def line(self) -> tuple[float, float]:
+        return line_of(self.model)
 
     def save(self, folder: str | Path) -> None:
         save_training_state(folder, self.model, self.optimizer,

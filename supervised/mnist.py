@@ -1,13 +1,14 @@
-"""MnistLab: the course's handwritten-digit classifiers (lab 2, part 1) as one trial.
+"""MnistLab: the course's handwritten-digit classifiers (lab 2, part 1) in TensorFlow, as one trial.
 
-Data, model, train step, evaluation, pictures, checkpoints, in that order (the pictures are
-drawn in ``supervised/render.py``). The class does not know who drives it: ``cluster/`` runs it
-as a Ray Tune trial, a test runs it in-process (the call sequence: ``supervised/lab.py``).
+The model, its train step and evaluation step, and checkpoints; the data, the epoch's batches,
+the metrics and the pictures are ``MnistBase``'s (``supervised/mnist_base.py``), shared with
+the PyTorch lab (``supervised/mnist_torch.py``). The class does not know who drives it:
+``cluster/`` runs it as a Ray Tune trial, a test runs it in-process (the call sequence:
+``supervised/lab.py``).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import keras
@@ -15,16 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from supervised.config import MnistConfig
-from supervised.data import load_mnist
-from supervised.lab import Lab
-from supervised.models import (
-    NUM_CLASSES,
-    build_mnist_model,
-    load_training_state,
-    save_training_state,
-    visible_gpus,
-)
-from supervised.render import render_confusion, render_misclassified
+from supervised.mnist_base import Batches, MnistBase
+from supervised.models import build_mnist_model, load_training_state, save_training_state
 
 
 def to_inputs(images: tf.Tensor) -> tf.Tensor:
@@ -32,51 +25,23 @@ def to_inputs(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32)[..., None] / 255.0
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the training images in epoch ``epoch``: a function of (seed, epoch) alone,
-    so a run resumed from a checkpoint sees the same batches as one that never stopped."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
-                     num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """[true, predicted] counts, [num_classes, num_classes] int64."""
-    flat = labels.astype(np.int64) * num_classes + predictions.astype(np.int64)
-    return np.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
-class MnistLab(Lab):
-    """The ``Lab`` of MNIST: built, it has loaded MNIST (see ``load_mnist``) and built the model;
-    an epoch is one pass over the training images, then the test set; a checkpoint holds the
-    weights, the optimizer's state and the epoch counter; ``images`` gives each of IMAGES."""
-
-    METRICS = ("train/loss", "train/accuracy", "test/loss", "test/accuracy", "counters/epoch",
-               "time/epoch_s")
-    IMAGES = ("mnist/confusion_matrix", "mnist/misclassified")
+class MnistLab(MnistBase):
+    """MNIST in TensorFlow: built, it has loaded MNIST and built the Keras model; a checkpoint
+    holds the weights, the optimizer's state and the epoch counter."""
 
     def __init__(self, cfg: MnistConfig, seed: int = 0):
-        self.cfg, self.seed = cfg, seed
-        self.gpus = visible_gpus()
-        (x_train, y_train), (self.x_test, self.y_test) = load_mnist(cfg.data_path)
-        self.x_train, self.y_train = x_train[:cfg.train_limit], y_train[:cfg.train_limit]
+        super().__init__(cfg, seed)
         self.model = build_mnist_model(cfg.model, seed)
         optimizer = keras.optimizers.Adam if cfg.optimizer == "adam" else keras.optimizers.SGD
         lr = cfg.lr
         if cfg.lr_schedule == "cosine":
-            steps = cfg.epochs * -(-len(self.x_train) // cfg.batch_size)
-            lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps)
+            lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=self.total_steps)
         self.optimizer = optimizer(learning_rate=lr)
         self.optimizer.build(self.model.trainable_variables)
-        self.epoch = 0  # finished epochs
-        self._predictions: tuple[int, np.ndarray] | None = None  # (epoch, test predictions [N])
         batch = (tf.TensorSpec([None, 28, 28], tf.uint8), tf.TensorSpec([None], tf.uint8))
         # Closures rather than bound methods: Ray adds a keyword to actor methods.
         self._train_step = tf.function(lambda x, y: self._step(x, y), input_signature=batch)
         self._eval_step = tf.function(lambda x, y: self._eval(x, y), input_signature=batch)
-
-    @property
-    def total_epochs(self) -> int:
-        return self.cfg.epochs
 
     # ------------------------------------------------------------------------------ training
 
@@ -98,49 +63,20 @@ class MnistLab(Lab):
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
         return tf.reduce_sum(losses), tf.argmax(logits, -1, output_type=tf.int32)
 
-    def train_epoch(self) -> dict[str, float]:
-        """One pass over the training images in a seeded order, then the test set; METRICS."""
-        start = time.perf_counter()
-        n, size = len(self.x_train), self.cfg.batch_size
-        order = epoch_order(n, self.seed, self.epoch)
-        totals = tf.zeros(2)                                      # (summed loss, correct)
-        for lo in range(0, n, size):
-            idx = order[lo:lo + size]
-            totals += self._train_step(self.x_train[idx], self.y_train[idx])
+    def fit(self, batches: Batches) -> tuple[float, float]:
+        totals = tf.zeros(2)                      # (summed loss, correct), read once at the end
+        for images, labels in batches:
+            totals += self._train_step(images, labels)
         loss_sum, correct = totals.numpy().tolist()
-        test_loss, predictions = self.evaluate()
-        self.epoch += 1
-        self._predictions = (self.epoch, predictions)
-        return {
-            "train/loss": loss_sum / n,
-            "train/accuracy": correct / n,
-            "test/loss": test_loss,
-            "test/accuracy": float(np.mean(predictions == self.y_test)),
-            "counters/epoch": float(self.epoch),
-            "time/epoch_s": time.perf_counter() - start,
-        }
+        return loss_sum, correct
 
-    def evaluate(self) -> tuple[float, np.ndarray]:
-        """(mean loss, predicted classes [N]) on the test set."""
-        size, loss, predictions = self.cfg.eval_batch_size, 0.0, []
-        for lo in range(0, len(self.x_test), size):
-            batch_loss, p = self._eval_step(self.x_test[lo:lo + size], self.y_test[lo:lo + size])
+    def predict(self, batches: Batches) -> tuple[float, np.ndarray]:
+        loss, predictions = 0.0, []
+        for images, labels in batches:
+            batch_loss, p = self._eval_step(images, labels)
             loss += float(batch_loss)
             predictions.append(p.numpy())
-        return loss / len(self.x_test), np.concatenate(predictions)
-
-    # ------------------------------------------------------------------------------- pictures
-
-    def images(self) -> dict[str, np.ndarray]:
-        """The current model's confusion matrix and a grid of misclassified test digits."""
-        if self._predictions is not None and self._predictions[0] == self.epoch:
-            predictions = self._predictions[1]  # this epoch's evaluation: no second pass
-        else:  # e.g. straight after restore
-            _, predictions = self.evaluate()
-        return {
-            "mnist/confusion_matrix": render_confusion(confusion_matrix(self.y_test, predictions)),
-            "mnist/misclassified": render_misclassified(self.x_test, self.y_test, predictions),
-        }
+        return loss, np.concatenate(predictions)
 
     # ---------------------------------------------------------------------------- checkpoints
 

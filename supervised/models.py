@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from supervised.files import atomic_write
+from supervised.mnist_base import NUM_CLASSES
 
 if TYPE_CHECKING:
     import keras
 
 IMAGE_SHAPE = (28, 28, 1)  # MNIST digits, grey values in [0, 1]
-NUM_CLASSES = 10
 
 
 def visible_gpus() -> list[str]:

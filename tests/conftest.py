@@ -23,6 +23,12 @@ RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_USAGE_STATS_ENABLED": "0"}
 os.environ.update(RAY_ENV)
 
+# No test sees a GPU unless it asks for one: on a GPU machine TensorFlow and PyTorch would
+# otherwise pick it up (TF32 maths, cuDNN's non-determinism, kernels the CPU asserts do not
+# have), and the Ray head started here would offer it to trials. LABRUN_TEST_GPUS=1 lets them see it.
+if os.environ.get("LABRUN_TEST_GPUS") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 # Started in the background (`make test &`), this process would ignore SIGINT and so would every
 # process it starts: the tests that stop a run with Ctrl-C need it to be Ctrl-C's.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:

@@ -186,10 +186,19 @@ def config_lab(path: Path) -> tuple[str, bool]:
     return data.get("lab", "rl"), False
 
 
-@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_config_runs_a_tiny_budget(ray_address, tmp_path, config):
+def config_cases():
+    """Every shipped config, and again in PyTorch where its lab has a PyTorch version."""
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        yield pytest.param(path, None, id=path.name)
+        if "torch" in getattr(LABS[config_lab(path)[0]], "runners", {}):
+            yield pytest.param(path, "torch", id=f"{path.name}-torch")
+
+
+@pytest.mark.parametrize("config,framework", list(config_cases()))
+def test_every_config_runs_a_tiny_budget(ray_address, tmp_path, config, framework):
     lab, sweep = config_lab(config)
-    sets = [a for o in TINY[lab] for a in ("--set", f"fixed.{o}" if sweep else o)]
+    overrides = TINY[lab] + ([f"framework={framework}"] if framework else [])
+    sets = [a for o in overrides for a in ("--set", f"fixed.{o}" if sweep else o)]
     if sweep:   # one trial: each grid cut to its first value (whole sweeps run in test_tune.py)
         space = yaml.safe_load(config.read_text())["search_space"]
         first = {key: {"grid": spec["grid"][:1]} for key, spec in space.items() if "grid" in spec}
@@ -205,6 +214,9 @@ def test_every_config_runs_a_tiny_budget(ray_address, tmp_path, config):
         assert reported <= set(LABS["rl"].metrics()), f"not accepted by sweeps: {reported - set(LABS['rl'].metrics())}"
         assert checkpoint.latest(run_dir / "checkpoints") is not None
         return
+    if lab != "rl":   # which framework trained it, on which device
+        (device,) = [p.read_text() for p in run_dir.glob("*/device")]
+        assert device.startswith(f"{framework or 'tensorflow'} on cpu"), device
     rows = read_results(run_dir)                                      # Tune trials, best first
     assert [row["status"] for row in rows] == ["ok"], rows           # one trial, to its end
     assert (run_dir / "best_config.yaml").exists()

@@ -19,7 +19,8 @@ import pytest
 from supervised.config import IntroConfig, MnistConfig
 from supervised.data import DATA_DIR_ENV, IDX_NAMES, DataUnavailable, load_mnist, read_idx
 from supervised.intro import IntroLab, build_line_model
-from supervised.mnist import MnistLab, confusion_matrix, epoch_order
+from supervised.mnist import MnistLab
+from supervised.mnist_base import confusion_matrix, epoch_order
 from supervised.models import build_mnist_model
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -125,6 +125,30 @@ def test_a_trial_that_crashes_once_resumes_from_its_checkpoint(ray_address, tmp_
     assert epochs == [1, 2, 3]                                       # not 1, 2, 1, 2, 3: restored
 
 
+def test_a_pytorch_trial_that_crashes_once_resumes_from_its_checkpoint(ray_address, tmp_path):
+    out = run_cli("train", "configs/intro.yaml", "--address", ray_address, "--runs-dir", str(tmp_path),
+                  *INTRO_FAST, "--set", "framework=torch", "--set", "trial.fail_once_after_epoch=2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (trial,) = trial_dirs(next(tmp_path.iterdir()))
+    assert (trial / "injected_failure").exists() and (trial / "device").read_text() == "torch on cpu (1 thread)\n"
+    rows = trial_rows(trial)
+    assert [r["counters/epoch"] for r in rows] == [1, 2, 3]          # restored, not started again
+    assert rows[-1]["fit/slope"] == pytest.approx(3, abs=0.2)
+    assert list(trial.glob("checkpoint_*/weights.pt"))               # PyTorch's state dicts
+
+
+def test_a_sweep_over_both_frameworks_reports_both(ray_address, tmp_path):
+    path = write_sweep(tmp_path, {"framework": {"grid": ["tensorflow", "torch"]}}, max_concurrent_trials=2)
+    out = run_cli("tune", str(path), "--address", ray_address, "--runs-dir", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    folder = next((tmp_path / "runs").iterdir())
+    rows = read_results(folder)
+    assert sorted(row["framework"] for row in rows) == ["tensorflow", "torch"], rows
+    assert all(row["status"] == "ok" and float(row["fit/loss"]) < 0.5 for row in rows), rows
+    devices = sorted((trial / "device").read_text().split()[0] for trial in trial_dirs(folder))
+    assert devices == ["tensorflow", "torch"]
+
+
 def cartpole_sweep(tmp_path: Path, fixed: dict, **extra) -> Path:
     experiment = yaml.safe_load((REPO / "configs" / "cartpole.yaml").read_text())
     return write_sweep(tmp_path, {"learner.lr": {"grid": [0.001, 0.03]}},

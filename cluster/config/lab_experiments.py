@@ -1,8 +1,8 @@
 """The supervised labs' experiment files (``lab: mnist | intro | music | dbvae``).
 
-Each file names its lab, a seed, the lab's own settings under a key named after it (the classes
-in ``supervised/config.py``), what each Tune trial gets (``trial``) and where runs go
-(``output``). ``cluster/labs.py`` maps each lab to its class here.
+Each file names its lab, its framework (TensorFlow or PyTorch), a seed, the lab's own settings
+under a key named after it (the classes in ``supervised/config.py``), what each Tune trial gets
+(``trial``) and where runs go (``output``). ``cluster/labs.py`` maps each lab to its class here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Literal
 
 from cluster.trackers import TrackedOutput
 from supervised.config import DbvaeConfig, IntroConfig, MnistConfig, MusicConfig
+
+Framework = Literal["tensorflow", "torch"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class MnistExperiment:
     """Seed of the weights' initialisation and of the data order."""
     lab: Literal["mnist"] = "mnist"
     """Which lab this file runs."""
+    framework: Framework = "tensorflow"
+    """The lab's framework: 'tensorflow' (Keras 3) or 'torch' (PyTorch, as the course's PT_
+    notebooks; needs pip install -e '.[torch]'). The same settings, metrics and outputs."""
     mnist: MnistConfig = field(default_factory=MnistConfig)
     trial: TrialResources = field(default_factory=TrialResources)
     output: LabOutput = field(default_factory=LabOutput)
@@ -58,6 +63,9 @@ class IntroExperiment:
     """Seed of the synthetic data and the weights."""
     lab: Literal["intro"] = "intro"
     """Which lab this file runs."""
+    framework: Framework = "tensorflow"
+    """The lab's framework: 'tensorflow' (Keras 3) or 'torch' (PyTorch, as the course's PT_
+    notebooks; needs pip install -e '.[torch]'). The same settings, metrics and outputs."""
     intro: IntroConfig = field(default_factory=IntroConfig)
     trial: TrialResources = field(default_factory=TrialResources)
     output: LabOutput = field(default_factory=LabOutput)
@@ -72,6 +80,9 @@ class MusicExperiment:
     """Seed of the weights, of the training windows and of the sampled tunes."""
     lab: Literal["music"] = "music"
     """Which lab this file runs."""
+    framework: Framework = "tensorflow"
+    """The lab's framework: 'tensorflow' (Keras 3) or 'torch' (PyTorch, as the course's PT_
+    notebooks; needs pip install -e '.[torch]'). The same settings, metrics and outputs."""
     music: MusicConfig = field(default_factory=MusicConfig)
     trial: TrialResources = field(default_factory=TrialResources)
     output: LabOutput = field(default_factory=LabOutput)
@@ -86,6 +97,9 @@ class DbvaeExperiment:
     """Seed of the weights, of the batches and the VAE's noise, and of the bias benchmark's data."""
     lab: Literal["dbvae"] = "dbvae"
     """Which lab this file runs."""
+    framework: Framework = "tensorflow"
+    """The lab's framework: 'tensorflow' (Keras 3) or 'torch' (PyTorch, as the course's PT_
+    notebooks; needs pip install -e '.[torch]'). The same settings, metrics and outputs."""
     dbvae: DbvaeConfig = field(default_factory=DbvaeConfig)
     trial: TrialResources = field(default_factory=TrialResources)
     output: LabOutput = field(default_factory=LabOutput)

@@ -18,16 +18,17 @@ from typing import Any
 
 from cluster.config import schema
 from cluster.config.sweep import nested
-from cluster.devices import enable_memory_growth
+from cluster.devices import GpuUnusable, place_trial
 from cluster.tensorboard_layout import TUNE_PREFIX, write_layout
 from supervised.data import DataUnavailable
 from supervised.lab import Lab
 
 FINISHED_FILE = "finished"   # in a trial folder: the trial ran to its own end
+DEVICE_FILE = "device"       # in a trial folder: the framework and the device it trains on
 FAILED_FILE = "failed_permanently"   # in a trial folder: why it failed where no retry would help
 # What no retry changes: data missing or malformed (MNIST, faces, the test faces), and a value
 # the lab's constructor refuses. A trial that meets one ends at once, its restarts unused.
-PERMANENT_ON_START = (DataUnavailable, ValueError, FileNotFoundError)
+PERMANENT_ON_START = (DataUnavailable, ValueError, FileNotFoundError, GpuUnusable)
 PERMANENT = (DataUnavailable,)
 
 
@@ -47,14 +48,16 @@ def lab_trainable(config: dict[str, Any], lab: Any) -> None:
     """One Tune trial of ``lab`` (its registry entry, ``cluster.labs.SupervisedLab``, given by
     ``tune.with_parameters``): config = {"lab", "experiment" (plain data), "overrides" (key path
     -> value)}."""
+    import ray
     from ray import tune
 
-    enable_memory_growth()  # before TensorFlow touches a GPU that trials may share
     data = schema.merge(config["experiment"], nested(config["overrides"]))
     cfg = schema.from_dict(lab.experiment, data, source="trial")
     trial_dir = Path(tune.get_context().get_trial_dir())
-    try:
-        runner: Lab = lab.runner_class()(getattr(cfg, lab.name), seed=cfg.seed)
+    try:   # the device first: before the framework touches a GPU this trial was not given
+        device = place_trial(cfg.framework, len(ray.get_gpu_ids()), cfg.trial.cpus)
+        (trial_dir / DEVICE_FILE).write_text(f"{cfg.framework} on {device}\n")
+        runner: Lab = lab.runner_class(cfg.framework)(getattr(cfg, lab.name), seed=cfg.seed)
     except PERMANENT_ON_START as err:
         return fail_permanently(trial_dir, err)
     checkpoint = tune.get_checkpoint()
