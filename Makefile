@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench bench-pong bench-music install clean
+.PHONY: run test test-fast lint bench bench-pong bench-music bench-music-torch install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-pong: $(STAMP)
 ## bench-music: set up, then the music LSTM's default budget and 100 sampled tunes (into supervised.json)
 bench-music: $(STAMP)
 	$(BIN)/python -m benchmarks.run music
+
+## bench-music-torch: set up, then the PyTorch music LSTM's default budget, 100 sampled tunes, and both frameworks' speed per step (into supervised.json)
+bench-music-torch: $(STAMP)
+	$(BIN)/python -m benchmarks.run music-torch
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache *.egg-info

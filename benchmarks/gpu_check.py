@@ -1,12 +1,13 @@
 """A prepared GPU check of the PyTorch labs: their own training code, on a GPU, for a few hundred steps.
 
-    python3 -m benchmarks.gpu_check [--device cuda] [--steps 300] [--mnist PATH] [--out FILE]
+    python3 -m benchmarks.gpu_check [--device cuda] [--steps 300] [--data DIR] [--out FILE]
 
 Run from the repository root on a machine with PyTorch and CUDA. It needs neither Ray nor
 TensorFlow nor labrun's other dependencies: only PyTorch and NumPy (``supervised/`` imports
-nothing else on this path) and the MNIST file, ``mnist.npz`` (11 MB; ``--mnist``, else
-``$LABRUN_DATA_DIR``, else ``../shared/data``). For each lab it trains the lab's model with the
-lab's own step (``TorchMnistLab.fit``) on the device, in chunks of steps, and checks that
+nothing else on this path) and two data files, ``mnist.npz`` (11 MB) and ``irish.abc`` (0.6 MB),
+in ``--data`` (else ``$LABRUN_DATA_DIR``, else ``../shared/data``). For each lab (the MNIST CNN,
+the music LSTM at the course's size) it trains the lab's model with the lab's own training loop
+(``TorchMnistLab.fit``, ``TorchMusicLab.fit``) on the device, in chunks of steps, and checks that
 
 - the device is the one asked for (``cuda``: CUDA available, the model's weights on it),
 - the loss falls (the mean of the last chunk below the first's),
@@ -28,28 +29,32 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
-from supervised.config import MnistConfig
+from supervised.config import MnistConfig, MusicConfig
 from supervised.mnist_torch import TorchMnistLab
+from supervised.music_torch import TorchMusicLab
+from supervised.tunes import get_batch
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "gpu.json"
-CPU_STEPS = 50   # the CPU's figure needs fewer steps to be steady
+CPU_STEPS = 20   # the CPU's figure needs fewer steps to be steady
+DATA_FILES = ("mnist.npz", "irish.abc")
 
 
-def find_mnist(given: str | None) -> Path:
-    """mnist.npz from --mnist, $LABRUN_DATA_DIR or ../shared/data; SystemExit(2) if none."""
-    candidates = [Path(given)] if given else [
-        Path(os.environ[d]) / "mnist.npz" for d in ("LABRUN_DATA_DIR",) if d in os.environ
-    ] + [REPO.parent / "shared" / "data" / "mnist.npz"]
-    for path in candidates:
-        path = path / "mnist.npz" if path.is_dir() else path
-        if path.is_file():
-            return path
-    print(f"error: no mnist.npz (tried {', '.join(map(str, candidates))}); give --mnist PATH",
-          file=sys.stderr)
+def find_data(given: str | None) -> Path:
+    """The folder holding mnist.npz and irish.abc: --data, $LABRUN_DATA_DIR or ../shared/data;
+    SystemExit(2) if none holds both."""
+    candidates = [Path(given)] if given else [Path(os.environ[d]) for d in ("LABRUN_DATA_DIR",)
+                                              if d in os.environ] + [REPO.parent / "shared" / "data"]
+    for folder in candidates:
+        if all((folder / name).is_file() for name in DATA_FILES):
+            return folder
+    print(f"error: no folder with {' and '.join(DATA_FILES)} (tried {', '.join(map(str, candidates))}); "
+          f"give --data DIR", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -58,30 +63,47 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_mnist(mnist: Path, device: torch.device, steps: int, chunks: int = 4) -> dict:
-    """The MNIST CNN of the course (batch 64, Adam 1e-3) for ``steps`` steps in ``chunks``
-    chunks through ``TorchMnistLab.fit``: steps/s (after a warm-up chunk) and each chunk's mean loss."""
-    cfg = MnistConfig(model="cnn", batch_size=64, data_path=str(mnist))
-    lab = TorchMnistLab(cfg, seed=0, device=device)
-    batches = itertools.chain.from_iterable(lab.train_batches() for _ in itertools.count())  # endless
+def measure(model: torch.nn.Module, fit: Callable[[Iterator], float], batches: Iterator, steps: int,
+            device: torch.device, chunks: int = 4) -> dict:
+    """``steps`` steps of ``fit`` (a lab's training loop over batches, giving the sum of its
+    steps' losses) in ``chunks`` chunks, after a warm-up of 3 (kernels chosen, memory allocated):
+    steps/s, each chunk's mean loss, whether ``model``'s weights are on ``device``, the peak
+    GPU memory."""
     per_chunk = max(1, steps // chunks)
-    lab.fit(itertools.islice(batches, 5))                           # warm-up: kernels, allocator
+    fit(itertools.islice(batches, 3))
     sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     losses, start = [], time.perf_counter()
     for _ in range(chunks):
-        loss_sum, _ = lab.fit(itertools.islice(batches, per_chunk))   # fit reads the loss back: synced
-        losses.append(loss_sum / (per_chunk * cfg.batch_size))
+        losses.append(fit(itertools.islice(batches, per_chunk)) / per_chunk)   # read back: synced
     seconds = time.perf_counter() - start
-    on_device = {p.device.type for p in lab.model.parameters()} == {device.type}
     return {"steps": per_chunk * chunks, "steps_per_s": per_chunk * chunks / seconds,
-            "chunk_losses": losses, "loss_fell": losses[-1] < losses[0], "on_device": on_device,
+            "chunk_losses": losses, "loss_fell": losses[-1] < losses[0],
+            "on_device": {p.device.type for p in model.parameters()} == {device.type},
             "peak_memory_mb": (torch.cuda.max_memory_allocated(device) / 2**20
                                if device.type == "cuda" else None)}
 
 
-CHECKS = {"mnist_cnn": train_mnist}
+def mnist_cnn(data: Path, device: torch.device, steps: int) -> dict:
+    """The course's MNIST CNN, batch 64, Adam 1e-3 (``TorchMnistLab``); loss: mean per image."""
+    lab = TorchMnistLab(MnistConfig(model="cnn", batch_size=64, data_path=str(data / "mnist.npz")),
+                        seed=0, device=device)
+    batches = itertools.chain.from_iterable(lab.train_batches() for _ in itertools.count())  # endless
+    return measure(lab.model, lambda b: lab.fit(b)[0] / 64, batches, steps, device)  # fit sums over images
+
+
+def music_lstm(data: Path, device: torch.device, steps: int) -> dict:
+    """The course's music LSTM (Embedding 256 -> LSTM 1024 -> Linear, batch 8 x 100
+    characters, Adam 5e-3) on irish.abc (``TorchMusicLab``); loss: mean per character."""
+    lab = TorchMusicLab(MusicConfig(corpus="irish", data_path=str(data / "irish.abc")), seed=0,
+                        device=device)
+    rng = np.random.default_rng(0)
+    batches = (get_batch(lab.text_ids, 100, 8, rng) for _ in itertools.count())
+    return measure(lab.model, lab.fit, batches, steps, device)
+
+
+CHECKS = {"mnist_cnn": mnist_cnn, "music_lstm": music_lstm}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", help="the device to check (default cuda; "
                         "cpu runs the same steps on the CPU only)")
     parser.add_argument("--steps", type=int, default=300, help="gradient steps per lab on the device")
-    parser.add_argument("--mnist", help="mnist.npz or a folder holding it")
+    parser.add_argument("--data", help="folder holding mnist.npz and irish.abc (default "
+                        "$LABRUN_DATA_DIR, else ../shared/data)")
     parser.add_argument("--out", default=str(RESULTS), help=f"results file (default {RESULTS})")
     args = parser.parse_args(argv)
     if args.steps < 4:
@@ -100,19 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --device {args.device}: PyTorch {torch.__version__} sees no CUDA device",
               file=sys.stderr)
         return 2
-    mnist = find_mnist(args.mnist)
+    data = find_data(args.data)
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
               "labs": {}}
     passed = True
     for name, check in CHECKS.items():
         started = time.perf_counter()
-        run = check(mnist, device, args.steps)
+        run = check(data, device, args.steps)
         entry = {"device_steps_per_s": run["steps_per_s"], "steps": run["steps"],
                  "chunk_losses": run["chunk_losses"], "peak_memory_mb": run["peak_memory_mb"],
                  "loss_fell": run["loss_fell"], "on_device": run["on_device"]}
         if device.type != "cpu":
-            entry["cpu_steps_per_s"] = check(mnist, torch.device("cpu"), min(args.steps, CPU_STEPS))["steps_per_s"]
+            entry["cpu_steps_per_s"] = check(data, torch.device("cpu"), min(args.steps, CPU_STEPS))["steps_per_s"]
         entry["seconds"] = time.perf_counter() - started
         ok = run["loss_fell"] and run["on_device"]
         passed &= ok

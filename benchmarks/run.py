@@ -28,10 +28,12 @@ BENCHMARKS = {
     "cluster": (cluster.run, "cluster", cluster.table_rows),
     "scaling": (scaling.run, "scaling", scaling.table_rows),
     "supervised": (supervised.run, "supervised", supervised.table_rows),
+    "mnist-frameworks": (supervised.run_frameworks, "supervised", supervised.table_rows),
     "music": (supervised.run_music, "supervised", supervised.table_rows),
+    "music-torch": (supervised.run_music_torch, "supervised", supervised.table_rows),
     "music-check": (supervised.run_music_check, "supervised", supervised.table_rows),
 }
-DURATION = {"pong-learning": "~35 minutes", "music": "~40 minutes", "pipeline": "~10 minutes",
+DURATION = {"mnist-frameworks": "~12 minutes", "music-torch": "~20 minutes", "pong-learning": "~35 minutes", "music": "~40 minutes", "pipeline": "~10 minutes",
             "scaling": "~6-10 minutes"}
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
 DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "music-check", "dbvae", "cluster",

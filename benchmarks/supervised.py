@@ -13,6 +13,15 @@
   rates) with one epoch each and no early stopping, 2 trials at a time, the whole command;
   ``sequential_4_trials_s``: the same with ``max_concurrent_trials: 1``.
 
+- ``torch_mnist_cnn_test_accuracy``, ``torch_mnist_fc_test_accuracy``: the same trials with
+  ``framework: torch`` (``supervised/mnist_torch.py``); target >= 99.0% for the CNN.
+  ``mnist_images_per_s`` and ``torch_mnist_images_per_s``: training images per second of the
+  CNN's epochs after the first (test pass included), TensorFlow against PyTorch in the same run;
+  PyTorch's threads follow ``trial.cpus`` (1), TensorFlow takes every core, so
+  ``torch_mnist_images_per_s_2_threads`` repeats PyTorch with ``trial.cpus: 2``.
+  ``mnist-frameworks`` (``python -m benchmarks.run mnist-frameworks``, ~12 minutes) runs only
+  these, with the TensorFlow accuracies beside them.
+
 ``music`` (``make bench-music``, about 36 minutes on 2 CPUs; the fused LSTM of
 ``supervised/lstm.py`` trains there, Keras's LSTM took 4.3 s a step, 3.5 hours for the budget):
 
@@ -58,9 +67,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.abc_reference import abc2midi_accepts, abc2midi_version, agreement, find_abc2midi
-from benchmarks.mnist import REPO, _train, data_env
+from benchmarks.mnist import REPO, TARGET_CNN, _train, data_env
 
 TARGET_OVERHEAD_PCT = 10.0
+MNIST_TRAIN_IMAGES = 60_000
 TARGET_VALID_PCT = 90.0
 MUSIC_SONGS = 100
 SWEEP_TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6)
@@ -108,8 +118,46 @@ def plain_keras_epoch_s(epochs: int = 3) -> list[float]:
     return times
 
 
+def images_per_s(run: dict) -> float:
+    """Training images per second of a trial's epochs after the first (each epoch's time
+    includes its pass over the 10,000 test images)."""
+    return round(MNIST_TRAIN_IMAGES / float(np.median(run["epoch_s"][1:])), 1)
+
+
+def frameworks(cnn: dict, dense: dict) -> dict:
+    """The PyTorch MNIST labs through the same CLI and config, beside the TensorFlow runs
+    ``cnn`` and ``dense`` of the same benchmark run; PyTorch also with 2 threads (trial.cpus 2)."""
+    torch_cnn, torch_dense = _train("cnn", "torch"), _train("dense", "torch")
+    torch_cnn_2 = _train("cnn", "torch", "trial.cpus=2", "mnist.epochs=2")
+    accuracy = torch_cnn["test_accuracy"][-1]
+    return {
+        "torch_mnist_cnn_test_accuracy": accuracy,
+        "torch_mnist_cnn_test_accuracy_per_epoch": torch_cnn["test_accuracy"],
+        "torch_mnist_fc_test_accuracy": torch_dense["test_accuracy"][-1],
+        "mnist_images_per_s": images_per_s(cnn),
+        "torch_mnist_images_per_s": images_per_s(torch_cnn),
+        "torch_mnist_images_per_s_2_threads": images_per_s(torch_cnn_2),
+        "torch_mnist_epoch_s_per_epoch": [round(t, 2) for t in torch_cnn["epoch_s"]],
+        "mnist_frameworks_setup": "configs/mnist.yaml (CNN, Adam 1e-3 cosine, batch 64, 5 epochs, "
+                                  "seed 0) through labrun train in each framework; images/s: 60,000 "
+                                  "over the median epoch after the first (test pass included). "
+                                  "PyTorch's threads follow trial.cpus (1 in the config; 2 in the "
+                                  "_2_threads key); TensorFlow's pool takes every core (2 here)",
+        "targets": {"torch_mnist_cnn_test_accuracy": f">= {TARGET_CNN}"},
+        "met": {"torch_mnist_cnn_test_accuracy": accuracy >= TARGET_CNN},
+    }
+
+
+def run_frameworks() -> dict:
+    """``mnist-frameworks``: the CNN and the dense model in both frameworks (~12 minutes)."""
+    cnn, dense = _train("cnn"), _train("dense")
+    return {"mnist_cnn_test_accuracy": cnn["test_accuracy"][-1],
+            "mnist_fc_test_accuracy": dense["test_accuracy"][-1], **frameworks(cnn, dense)}
+
+
 def run() -> dict:
     cnn, dense = _train("cnn"), _train("dense")
+    both = frameworks(cnn, dense)
     plain = plain_keras_epoch_s()
     trial_epoch = float(np.mean(cnn["epoch_s"][1:]))
     plain_epoch = float(np.mean(plain[1:]))
@@ -131,8 +179,9 @@ def run() -> dict:
         "sequential_4_trials_s": round(sequential, 1),
         "sweep_setup": "configs/mnist_sweep.yaml (dense, cnn x lr 1e-3, 3e-3), 1 epoch each, no "
                        "ASHA; 2 trials at a time against 1; whole commands, embedded Ray",
-        "targets": {"tune_trial_overhead_pct": f"<= {TARGET_OVERHEAD_PCT}"},
-        "met": {"tune_trial_overhead_pct": overhead <= TARGET_OVERHEAD_PCT},
+        **both,
+        "targets": {"tune_trial_overhead_pct": f"<= {TARGET_OVERHEAD_PCT}", **both["targets"]},
+        "met": {"tune_trial_overhead_pct": overhead <= TARGET_OVERHEAD_PCT, **both["met"]},
     }
 
 
@@ -283,18 +332,110 @@ def run_music() -> dict:
     }
 
 
+def music_chars_per_s_probe(steps: int = 20) -> dict:
+    """Characters trained per second at the course's size (batch 8 x 100 characters, 1,024
+    units), in this process, one lab after another: TensorFlow's fused kernel (what ``auto``
+    trains with on CPUs; Keras's own LSTM took 4.3 s a step) and PyTorch's ``nn.LSTM`` with 1
+    and 2 threads. Median of ``steps`` steps after 3 warm-up steps."""
+    import torch
+
+    from cluster.labs import load
+    from supervised.music import MusicLab
+    from supervised.music_torch import TorchMusicLab
+    from supervised.tunes import get_batch
+
+    cfg = load(REPO / "configs" / "music.yaml")[1].music
+    os.environ.setdefault("LABRUN_DATA_DIR", data_env().get("LABRUN_DATA_DIR", ""))
+    chars = cfg.batch_size * cfg.seq_length
+
+    def probe(lab) -> float:
+        rng = np.random.default_rng(0)
+        batch = lambda: [get_batch(lab.text_ids, cfg.seq_length, cfg.batch_size, rng)]
+        for _ in range(3):
+            lab.fit(iter(batch()))
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            lab.fit(iter(batch()))
+            times.append(time.perf_counter() - start)
+        return round(chars / float(np.median(times)))
+
+    threads = torch.get_num_threads()
+    out = {"tensorflow_fused": probe(MusicLab(cfg, seed=0))}
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        out[f"torch_{n}_thread{'s' if n > 1 else ''}"] = probe(TorchMusicLab(cfg, seed=0, device="cpu"))
+    torch.set_num_threads(threads)
+    return out
+
+
+def run_music_torch() -> dict:
+    """``music-torch`` (``make bench-music-torch``): ``labrun train configs/music.yaml --set
+    framework=torch`` with the course's budget (its trial has 1 CPU: PyTorch runs 1 thread),
+    100 tunes sampled at the config's temperature on seed 0 and judged as the TensorFlow run's,
+    and the per-step CPU speed of both frameworks measured side by side in this run."""
+    from cluster.labs import load
+    from supervised.music_generation import find_checkpoint, load_generator, sample_songs
+    from supervised.tunes import load_songs
+
+    cfg = load(REPO / "configs" / "music.yaml")[1].music
+    with tempfile.TemporaryDirectory() as runs:
+        wall = _labrun("train", "configs/music.yaml", "--runs-dir", runs, "--set", "framework=torch",
+                       timeout=4 * 3600)
+        result = finished_music_run(runs)
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line]
+        rnn, vocab, counters = load_generator(find_checkpoint(str(result.parent)))
+    tunes = sample_songs(rnn, vocab, MUSIC_SONGS, length=cfg.generation_length,
+                         temperature=cfg.temperature, start_string=cfg.start_string, seed=0)
+    judged = {f"torch_{k}": v for k, v in judge_tunes([t.abc for t in tunes], "music").items()
+              if k.startswith("music_") and "abc2midi" not in k}
+    _, corpus = load_songs(cfg.corpus, cfg.data_path or data_env().get("LABRUN_DATA_DIR"))
+    valid_pct = judged.pop("torch_music_valid_pct")
+    strict_pct = judged["torch_music_strict_valid_pct"]
+    chars = cfg.steps_per_epoch * cfg.batch_size * cfg.seq_length * len(rows)
+    return {
+        "torch_music_valid_tunes_pct": valid_pct,
+        **judged,
+        "torch_music_copied_from_corpus_pct": copied_pct([t.abc for t in tunes], corpus),
+        "torch_music_complete_tunes_pct": round(100.0 * float(np.mean([t.complete for t in tunes])), 1),
+        "torch_music_chars_per_s": round(chars / sum(r["time/epoch_s"] for r in rows)),
+        "torch_music_train_loss_per_epoch": [round(r["train/loss"], 3) for r in rows],
+        "torch_music_process_s": round(wall, 1),
+        "torch_music_checkpoint_framework": counters.get("framework"),
+        "music_chars_per_s_probe": music_chars_per_s_probe(),
+        "torch_music_setup": (f"configs/music.yaml with framework: torch (3,000 steps, the course's "
+                              f"budget; trial.cpus 1: 1 PyTorch thread); 100 tunes at the config's "
+                              f"temperature {cfg.temperature}, seed 0; the probe: 20 steps of each "
+                              f"after 3 warm-up steps, in one process"),
+        "targets": {"torch_music_valid_tunes_pct": f">= {TARGET_VALID_PCT}",
+                    "torch_music_strict_valid_pct": f">= {TARGET_VALID_PCT}"},
+        "met": {"torch_music_valid_tunes_pct": valid_pct >= TARGET_VALID_PCT,
+                "torch_music_strict_valid_pct": strict_pct >= TARGET_VALID_PCT},
+    }
+
+
 def table_rows(r: dict) -> list[tuple[str, str, str]]:
     rows = []
     if "mnist_cnn_test_accuracy" in r:
+        rows.append(("MNIST CNN / dense test accuracy (5 epochs)",
+                     f"{r['mnist_cnn_test_accuracy']:.4f} / {r['mnist_fc_test_accuracy']:.4f}", ""))
+    if "trial_epoch_s" in r:
         rows += [
-            ("MNIST CNN / dense test accuracy (5 epochs)",
-             f"{r['mnist_cnn_test_accuracy']:.4f} / {r['mnist_fc_test_accuracy']:.4f}", ""),
             ("CNN epoch: Tune trial / plain model.fit", f"{r['trial_epoch_s']:.1f} s / "
              f"{r['plain_keras_epoch_s']:.1f} s", ""),
             ("tune_trial_overhead_pct", f"{r['tune_trial_overhead_pct']:+.1f} %",
              f"<= {TARGET_OVERHEAD_PCT:.0f} %"),
             ("4-trial sweep, 2 at a time / one at a time",
              f"{r['sweep_4_trials_s']:.0f} s / {r['sequential_4_trials_s']:.0f} s", ""),
+        ]
+    if "torch_mnist_cnn_test_accuracy" in r:
+        rows += [
+            ("PyTorch MNIST CNN / dense test accuracy (5 epochs)",
+             f"{r['torch_mnist_cnn_test_accuracy']:.4f} / {r['torch_mnist_fc_test_accuracy']:.4f}",
+             f">= {TARGET_CNN}"),
+            ("MNIST CNN images/s: TensorFlow / PyTorch 1 thread / 2 threads",
+             f"{r['mnist_images_per_s']:,.0f} / {r['torch_mnist_images_per_s']:,.0f} / "
+             f"{r['torch_mnist_images_per_s_2_threads']:,.0f}", ""),
         ]
     if "music_valid_tunes_pct" in r:
         rows += [
@@ -310,6 +451,15 @@ def table_rows(r: dict) -> list[tuple[str, str, str]]:
             ("music: tunes copied from the corpus (same temperatures)",
              f"{r['music_copied_from_corpus_pct']:.0f} % / "
              f"{r['music_course_temperature_copied_from_corpus_pct']:.0f} %", ""),
+        ]
+    if "torch_music_valid_tunes_pct" in r:
+        probe = r["music_chars_per_s_probe"]
+        rows += [
+            ("PyTorch music: valid / strictly valid tunes of 100",
+             f"{r['torch_music_valid_tunes_pct']:.0f} % / {r['torch_music_strict_valid_pct']:.0f} %",
+             f">= {TARGET_VALID_PCT:.0f} %"),
+            ("music chars/s: TF fused / PyTorch 1 thread / 2 threads (probe)",
+             f"{probe['tensorflow_fused']:,} / {probe['torch_1_thread']:,} / {probe['torch_2_threads']:,}", ""),
         ]
     for prefix, what in (("music", "sampled"), ("music_corpus", "corpus")):
         if f"{prefix}_strict_valid_pct" in r:

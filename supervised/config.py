@@ -76,9 +76,10 @@ class MusicConfig:
     lr: float = field(default=5e-3, metadata={"gt": 0})
     """Learning rate of Adam."""
     lstm_kernel: Literal["auto", "fused", "keras"] = "auto"
-    """How training computes the LSTM: 'keras' is Keras's layer (cuDNN on a GPU); 'fused' the
-    same maths with a hand-written backward pass, about 7x faster on CPUs (supervised/lstm.py);
-    'auto' is keras with a GPU, fused without. Same weights and checkpoints either way."""
+    """How TensorFlow training computes the LSTM: 'keras' is Keras's layer (cuDNN on a GPU);
+    'fused' the same maths with a hand-written backward pass, about 7x faster on CPUs
+    (supervised/lstm.py); 'auto' is keras with a GPU, fused without. Same weights and checkpoints
+    either way. framework torch: unused (PyTorch's nn.LSTM, cuDNN's on a GPU)."""
     epochs: int = field(default=3, metadata={"ge": 1})
     """Epochs of training; an epoch is steps_per_epoch random batches, then a checkpoint."""
     steps_per_epoch: int = field(default=1000, metadata={"ge": 1})

@@ -68,6 +68,7 @@ def build_mnist_model(kind: Literal["dense", "cnn"], seed: int) -> keras.Model:
 
 
 WEIGHTS_FILE, STATE_FILE = "weights.npz", "state.json"
+TORCH_WEIGHTS_FILE = "weights.pt"   # a PyTorch lab's state dicts (supervised/torch_state.py), beside STATE_FILE
 
 
 def save_training_state(folder: str | Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,

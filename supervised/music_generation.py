@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from supervised.abc_strict import check_strict
-from supervised.models import STATE_FILE, WEIGHTS_FILE
+from supervised.models import STATE_FILE, TORCH_WEIGHTS_FILE, WEIGHTS_FILE
 from supervised.music_audio import find_renderer, render_wav
 from supervised.music_check import InvalidTune, midi_bytes, parse_tune
 from supervised.tunes import extract_songs, song_title
@@ -49,6 +49,15 @@ class CharRNN:
         """From ``model.get_weights()`` of ``build_music_model`` (or a checkpoint's arrays)."""
         embedding, kernel, recurrent, bias, dense_w, dense_b = (np.asarray(w, np.float32) for w in weights)
         return CharRNN(embedding @ kernel + bias, recurrent, dense_w, dense_b)
+
+    @staticmethod
+    def from_torch_state(state: Mapping[str, np.ndarray]) -> "CharRNN":
+        """From the state dict of the PyTorch model (``supervised/music_torch.MusicLSTM``, as
+        NumPy arrays): PyTorch's LSTM has the same gates in the same order (i, f, g, o), its
+        matrices transposed and two biases where Keras has one."""
+        return CharRNN.from_weights([
+            state["embedding.weight"], state["lstm.weight_ih_l0"].T, state["lstm.weight_hh_l0"].T,
+            state["lstm.bias_ih_l0"] + state["lstm.bias_hh_l0"], state["fc.weight"].T, state["fc.bias"]])
 
     @property
     def units(self) -> int:
@@ -136,8 +145,8 @@ def find_checkpoint(path: str | Path) -> Path:
         return path
     found = [p.parent for p in path.rglob(VOCAB_FILE) if _is_checkpoint(p.parent)]
     if not found:
-        raise CheckpointNotFound(f"{path}: no music checkpoint in it (a folder with {WEIGHTS_FILE}, "
-                                 f"{STATE_FILE} and {VOCAB_FILE}); train one with "
+        raise CheckpointNotFound(f"{path}: no music checkpoint in it (a folder with {WEIGHTS_FILE} "
+                                 f"or {TORCH_WEIGHTS_FILE}, {STATE_FILE} and {VOCAB_FILE}); train one with "
                                  f"`labrun train configs/music.yaml`")
     trials = sorted({p.parent for p in found})
     if len(trials) > 1:
@@ -148,16 +157,25 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def _is_checkpoint(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in (WEIGHTS_FILE, STATE_FILE, VOCAB_FILE))
+    """A music checkpoint of either framework: its model's file, the counters, the vocabulary."""
+    return ((folder / WEIGHTS_FILE).is_file() or (folder / TORCH_WEIGHTS_FILE).is_file()) and all(
+        (folder / name).is_file() for name in (STATE_FILE, VOCAB_FILE))
 
 
 def load_generator(folder: str | Path) -> tuple[CharRNN, list[str], dict[str, Any]]:
-    """(model, vocabulary, saved counters) of a checkpoint folder, without TensorFlow."""
+    """(model, vocabulary, saved counters) of a checkpoint folder, without TensorFlow (a PyTorch
+    lab's checkpoint needs PyTorch to read it)."""
     folder = Path(folder)
     vocab = json.loads((folder / VOCAB_FILE).read_text())
     counters = json.loads((folder / STATE_FILE).read_text())
-    with np.load(folder / WEIGHTS_FILE) as data:
-        rnn = CharRNN.from_weights([data[f"weights_{i}"] for i in range(6)])
+    if (folder / TORCH_WEIGHTS_FILE).is_file():   # a PyTorch lab's: PyTorch reads it
+        import torch
+
+        state = torch.load(folder / TORCH_WEIGHTS_FILE, map_location="cpu", weights_only=True)["model"]
+        rnn = CharRNN.from_torch_state({k: v.numpy() for k, v in state.items()})
+    else:
+        with np.load(folder / WEIGHTS_FILE) as data:
+            rnn = CharRNN.from_weights([data[f"weights_{i}"] for i in range(6)])
     if rnn.inputs.shape[0] != len(vocab):
         raise ValueError(f"{folder}: {rnn.inputs.shape[0]} embeddings for {len(vocab)} characters")
     return rnn, vocab, counters

@@ -19,9 +19,7 @@ from typing import Any, Iterator
 import torch
 
 from supervised.files import atomic_write
-from supervised.models import STATE_FILE
-
-TORCH_WEIGHTS_FILE = "weights.pt"
+from supervised.models import STATE_FILE, TORCH_WEIGHTS_FILE
 
 
 def default_device() -> torch.device:

@@ -406,8 +406,8 @@ def test_generate_without_a_checkpoint_exits_2(tmp_path):
     out = run_cli("generate", str(tmp_path), "--songs", "2")
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
-        f"error: {tmp_path}: no music checkpoint in it (a folder with weights.npz, state.json and "
-        f"vocab.json); train one with `labrun train configs/music.yaml`"]
+        f"error: {tmp_path}: no music checkpoint in it (a folder with weights.npz or weights.pt, "
+        f"state.json and vocab.json); train one with `labrun train configs/music.yaml`"]
 
 
 @pytest.mark.slow

@@ -12,13 +12,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_music import TINY as MUSIC_TINY
+from test_music import real_irish
 from test_supervised import real_mnist
 
 from cluster import devices
 from cluster.config.schema import ConfigError
 from cluster.labs import LABS, check_framework, extras_for_frameworks, load, load_sweep
 from helpers import REPO, run_cli, write_sweep
-from supervised.config import IntroConfig, MnistConfig
+from supervised.config import IntroConfig, MnistConfig, MusicConfig
 from supervised.intro import IntroLab
 from supervised.intro_torch import TorchIntroLab
 from supervised.intro_torch import build_line_model as build_torch_line
@@ -26,6 +28,9 @@ from supervised.mnist import MnistLab
 from supervised.mnist_base import cosine_lr
 from supervised.mnist_torch import TorchMnistLab, build_mnist_net
 from supervised.models import build_mnist_model
+from supervised.music import MusicLab
+from supervised.music_generation import CharRNN, find_checkpoint, generate_text, load_generator
+from supervised.music_torch import MusicLSTM, TorchMusicLab
 from supervised.torch_state import TORCH_WEIGHTS_FILE, load_torch_state
 
 
@@ -154,7 +159,8 @@ def test_every_lab_reports_the_same_metrics_in_every_framework():
     for lab in LABS.values():
         for framework in getattr(lab, "runners", {}):
             assert tuple(lab.runner_class(framework).METRICS) == lab.metrics(), (lab.name, framework)
-    assert set(LABS["mnist"].runners) == set(LABS["intro"].runners) == {"tensorflow", "torch"}
+    for name in ("intro", "mnist", "music"):
+        assert set(LABS[name].runners) == {"tensorflow", "torch"}, name
 
 
 def test_framework_is_a_key_of_every_supervised_experiment():
@@ -162,9 +168,8 @@ def test_framework_is_a_key_of_every_supervised_experiment():
     assert cfg.framework == "torch" and lab.name == "mnist"
     with pytest.raises(ConfigError, match="framework: expected one of 'tensorflow', 'torch'"):
         load(REPO / "configs" / "intro.yaml", ["framework=jax"])
-    for name in ("music", "dbvae"):   # not written yet: refused before anything starts
-        with pytest.raises(ConfigError, match=f"framework: the {name} lab has no PyTorch version yet"):
-            check_framework(LABS[name], "torch", "x.yaml")
+    with pytest.raises(ConfigError, match="framework: the dbvae lab has no PyTorch version yet"):
+        check_framework(LABS["dbvae"], "torch", "x.yaml")     # not written yet: refused before it starts
 
 
 def test_a_framework_not_installed_says_how_to_install_it(monkeypatch):
@@ -183,11 +188,11 @@ def test_a_sweep_over_the_framework_is_checked_and_its_job_gets_pytorch(tmp_path
     sweep = load_sweep(write_sweep(tmp_path, {"framework": {"grid": ["tensorflow", "torch"]}}))
     assert extras_for_frameworks(sweep) == ["torch"]
     assert extras_for_frameworks(load(REPO / "configs" / "mnist.yaml")) == []
-    experiment = {"name": "m", "lab": "music", "music": {"epochs": 1}}
+    experiment = {"name": "d", "lab": "dbvae", "dbvae": {"epochs": 1}}
     with pytest.raises(ConfigError, match="search_space.framework: grid value 'torch' does not fit "
-                                          "the experiment: framework: the music lab has no PyTorch"):
+                                          "the experiment: framework: the dbvae lab has no PyTorch"):
         load_sweep(write_sweep(tmp_path, {"framework": {"grid": ["tensorflow", "torch"]}},
-                               metric="train/loss", experiment=experiment))
+                               metric="eval/E_A", mode="max", experiment=experiment))
 
 
 # ------------------------------------------------------------------------------- devices
@@ -217,9 +222,9 @@ def test_a_trial_given_a_gpu_its_framework_cannot_use_fails_clearly(restore_proc
 
 
 def test_a_lab_without_a_pytorch_version_is_refused_in_one_line_before_anything_starts(tmp_path):
-    out = run_cli("train", "configs/music.yaml", "--set", "framework=torch", "--runs-dir", str(tmp_path))
+    out = run_cli("train", "configs/dbvae.yaml", "--set", "framework=torch", "--runs-dir", str(tmp_path))
     assert out.returncode == 2, out.stdout + out.stderr
-    assert out.stderr == ("error: configs/music.yaml: framework: the music lab has no PyTorch "
+    assert out.stderr == ("error: configs/dbvae.yaml: framework: the dbvae lab has no PyTorch "
                           "version yet; expected one of 'tensorflow'\n")
     assert not any(tmp_path.iterdir())                                 # no run folder, no Ray
 
@@ -237,12 +242,15 @@ def test_the_gpu_check_runs_on_the_cpu_with_nothing_but_pytorch_and_numpy(tmp_pa
             f"sys.exit(gpu_check.main(['--device', 'cpu', '--steps', '8', '--out', {str(tmp_path / 'gpu.json')!r}]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.startswith("ok   mnist_cnn: ") and "steps/s on cpu" in out.stdout, out.stdout
+    lines = out.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:2]] == ["ok   mnist_cnn", "ok   music_lstm"], out.stdout
+    assert all("steps/s on cpu" in line for line in lines[:2]), out.stdout
     result = json.loads((tmp_path / "gpu.json").read_text())
     assert result["passed"] and result["device"] == "cpu" and result["torch"] == torch.__version__
-    mnist = result["labs"]["mnist_cnn"]
-    assert mnist["steps"] == 8 and mnist["on_device"] and mnist["device_steps_per_s"] > 0
-    assert len(mnist["chunk_losses"]) == 4 and mnist["loss_fell"]
+    for name in ("mnist_cnn", "music_lstm"):
+        lab = result["labs"][name]
+        assert lab["steps"] == 8 and lab["on_device"] and lab["device_steps_per_s"] > 0, name
+        assert len(lab["chunk_losses"]) == 4 and lab["loss_fell"], (name, lab["chunk_losses"])
 
 
 def test_the_gpu_check_refuses_a_device_it_does_not_have(tmp_path):
@@ -252,3 +260,46 @@ def test_the_gpu_check_refuses_a_device_it_does_not_have(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and out.stderr.startswith("error: --device cuda: PyTorch "), out.stderr
     assert not (tmp_path / "g.json").exists()
+
+
+# -------------------------------------------------------------------------------------- music
+
+
+def test_the_numpy_sampler_steps_the_pytorch_lstm_exactly():
+    """CharRNN.from_torch_state maps PyTorch's LSTM (transposed matrices, two biases) onto the
+    sampler's: reading the same characters, it gives the model's logits at every step."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = MusicLSTM(vocab_size=12, embedding_dim=5, hidden_size=7)
+    rnn = CharRNN.from_torch_state({k: v.numpy() for k, v in model.state_dict().items()})
+    chars = [3, 5, 7, 11, 2, 0]
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([chars]))                                  # [1, T, V]
+    h = c = np.zeros(rnn.units, np.float32)
+    for t, char in enumerate(chars):
+        step_logits, h, c = rnn.step(char, h, c)
+        np.testing.assert_allclose(step_logits, logits[0, t].numpy(), atol=1e-5)
+
+
+def test_torch_music_lab_learns_restores_identically_and_generates_from_its_checkpoint(tmp_path):
+    real_irish()
+    cfg = MusicConfig(corpus="irish", epochs=3, steps_per_epoch=40, lr=1e-2, **MUSIC_TINY)
+    lab = TorchMusicLab(cfg, seed=0, device="cpu")
+    history = [lab.train_epoch() for _ in range(2)]
+    assert all(tuple(m) == MusicLab.METRICS for m in history)
+    assert history[1]["train/loss"] < history[0]["train/loss"] < np.log(len(lab.vocab)) + 0.5
+    lab.save(tmp_path)
+    fresh = TorchMusicLab(cfg, seed=0, device="cpu")
+    fresh.restore(tmp_path)
+    assert fresh.epoch == 2 and fresh.sample == lab.sample and fresh.texts() == lab.texts()
+    assert_same(parameters(lab.model), parameters(fresh.model))
+    first, second = lab.train_epoch(), fresh.train_epoch()
+    assert first["train/loss"] == second["train/loss"] and fresh.sample == lab.sample
+    assert_same(parameters(lab.model), parameters(fresh.model))
+    # `labrun generate` reads a PyTorch checkpoint too: the same sampler, the same text
+    assert find_checkpoint(tmp_path) == tmp_path
+    rnn, vocab, counters = load_generator(tmp_path)
+    assert vocab == lab.vocab and counters["epoch"] == 2 and counters["framework"] == "torch"
+    lab_at_2 = TorchMusicLab(cfg, seed=0, device="cpu")
+    lab_at_2.restore(tmp_path)
+    assert generate_text(rnn, vocab, "X", 200, seed=1) == generate_text(lab_at_2.char_rnn(), vocab, "X", 200, seed=1)
