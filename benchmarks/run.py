@@ -25,6 +25,7 @@ BENCHMARKS = {
     "pipeline": (pipeline.run, "pong", pipeline.table_rows),
     "mnist": (mnist.run, "mnist", mnist.table_rows),
     "dbvae": (dbvae.run, "dbvae", dbvae.table_rows),
+    "dbvae-torch": (dbvae.run_torch, "dbvae", dbvae.table_rows),
     "cluster": (cluster.run, "cluster", cluster.table_rows),
     "scaling": (scaling.run, "scaling", scaling.table_rows),
     "supervised": (supervised.run, "supervised", supervised.table_rows),

@@ -174,7 +174,8 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
     SupervisedLab("music", MusicExperiment, {"tensorflow": "supervised.music:MusicLab",
                                              "torch": "supervised.music_torch:TorchMusicLab"},
                   "train/loss", "min"),
-    SupervisedLab("dbvae", DbvaeExperiment, {"tensorflow": "supervised.dbvae:DbvaeLab"},
+    SupervisedLab("dbvae", DbvaeExperiment, {"tensorflow": "supervised.dbvae:DbvaeLab",
+                                             "torch": "supervised.dbvae_torch:TorchDbvaeLab"},
                   "eval/E_A", "max"),
 )}
 

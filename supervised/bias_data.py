@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from supervised.data import load_mnist
 from supervised.faces import ArrayFaceData
@@ -156,6 +155,7 @@ def digit_masks(digits: np.ndarray, thick: np.ndarray, size: int,
 def _photos(names: tuple[str, ...], size: int) -> list[np.ndarray]:
     """Each photo (skimage.data, bundled in the wheel) as uint8 RGB at CROP_SCALES sizes."""
     import skimage.data  # imported here: only the benchmark needs it
+    from PIL import Image
 
     pool = []
     for name in names:

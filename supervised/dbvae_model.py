@@ -1,31 +1,19 @@
-"""The debiasing VAE of Amini et al. (AIES 2019): its networks, losses and resampling, no data.
+"""The debiasing VAE of Amini et al. (AIES 2019) in TensorFlow: its networks and losses, no data.
 
 The course's CNN classifier; the DB-VAE = that CNN with 2 * latent_dim + 1 outputs (class logit,
-latent mean, latent log-variance) and a transposed-CNN decoder. The losses and the resampling
-probabilities are pure functions of their arrays, tested against values worked out by hand.
-``supervised/dbvae.py`` trains them.
+latent mean, latent log-variance) and a transposed-CNN decoder. The losses are pure functions of
+their tensors, tested against values worked out by hand; the resampling probabilities, pure
+NumPy, are in ``supervised/dbvae_base.py``. ``supervised/dbvae.py`` trains them.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import keras
-import numpy as np
 import tensorflow as tf
 
+from supervised.dbvae_base import check_image_shape
+
 # ---------------------------------------------------------------------------------------- models
-
-
-def check_image_shape(shape: tuple[int, ...], source: str = "images") -> None:
-    """ValueError naming ``source`` unless ``shape`` is (S, S, 3) with S a positive multiple of
-    16: the CNNs halve H and W four times and the decoder doubles them back four times (an S
-    that is not a multiple of 16 would not come back to S), and the test faces and PPB windows
-    are resized to S x S."""
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or shape[2] != 3 or shape[0] != shape[1] or shape[0] <= 0 or shape[0] % 16:
-        raise ValueError(f"{source}: the DB-VAE lab needs square RGB images whose side is a "
-                         f"multiple of 16 (e.g. 64 x 64 x 3), got {' x '.join(map(str, shape))}")
 
 
 def _initializers(seed: int):
@@ -147,39 +135,3 @@ def dbvae_loss(x: tf.Tensor, x_hat: tf.Tensor, y: tf.Tensor, y_logit: tf.Tensor,
     classification = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=y_logit)
     is_face = tf.cast(tf.equal(y, 1.0), y_logit.dtype)
     return classification + is_face * vae_loss(x, x_hat, mu, logvar, kl_weight), classification
-
-
-# ------------------------------------------------------------------------------------ resampling
-
-
-def sampling_probabilities(mu: np.ndarray, bins: int = 10, alpha: float = 0.001,
-                           combine: Literal["max", "product"] = "max") -> np.ndarray:
-    """Probabilities [F] of drawing each of F faces from their latent means mu [F, L].
-
-    For each latent dimension i: a histogram of mu[:, i] with ``bins`` equal bins over its range,
-    as a density (np.histogram's density=True: count / (F * bin width)); each face gets the density
-    d_i of its bin (the last bin includes its right edge) and the weight 1 / (d_i + alpha),
-    normalised over the faces to p_i. Faces in sparse bins get large weights; ``alpha`` caps them
-    (alpha much larger than the densities makes every weight about 1 / alpha: uniform).
-    'max' (the course's get_training_sample_probabilities): p = max_i p_i, element-wise.
-    'product' (the paper's W(z) ~ prod_i 1 / (Q_i(z_i) + alpha)): p = prod_i p_i, summed in log
-    space and shifted by its maximum before exp, so 100 small factors do not underflow.
-    Either way p is normalised to sum 1.
-    """
-    mu = np.asarray(mu, np.float64)
-    if mu.ndim != 2 or len(mu) == 0:
-        raise ValueError(f"mu: expected latent means [F, L] with F >= 1, got shape {mu.shape}")
-    p = np.empty_like(mu)                                                         # [F, L]
-    for i in range(mu.shape[1]):
-        density, edges = np.histogram(mu[:, i], bins=bins, density=True)       # [bins], [bins + 1]
-        which = np.clip(np.searchsorted(edges, mu[:, i], side="right") - 1, 0, bins - 1)   # [F]
-        weight = 1.0 / (density[which] + alpha)
-        p[:, i] = weight / weight.sum()
-    if combine == "max":
-        out = p.max(axis=1)
-    elif combine == "product":
-        log_p = np.log(p).sum(axis=1)
-        out = np.exp(log_p - log_p.max())
-    else:
-        raise ValueError(f"combine: expected 'max' or 'product', got {combine!r}")
-    return out / out.sum()

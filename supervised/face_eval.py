@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from supervised.data import DATA_DIR_ENV, DataUnavailable
 
@@ -32,11 +31,15 @@ PPB_DIR, PPB_CSV = "PPB-2017", "PPB-2017-metadata.csv"
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """uint8 RGB resized with Pillow's bilinear filter (antialiased when shrinking: area-like)."""
+    from PIL import Image  # imported where images are read: training on arrays needs NumPy alone
+
     return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def _read_rgb(path: Path) -> np.ndarray:
     """uint8 RGB [H, W, 3] of an image file; transparency is composited over black."""
+    from PIL import Image
+
     with Image.open(path) as im:
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             rgba = np.asarray(im.convert("RGBA")).astype(np.uint16)

@@ -12,12 +12,15 @@ the bias maths, are in ``supervised/face_eval.py``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from supervised.data import DATA_DIR_ENV, Absent, DataUnavailable, default_cache_dir, find_local
 from supervised.files import FolderNotWritable, download_resumable, sha256_file
+
+if TYPE_CHECKING:   # h5py is imported where a file is read: training on arrays needs NumPy alone
+    import h5py
 
 FACES_NAME = "train_face.h5"
 FACES_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"  # the course's
@@ -85,6 +88,8 @@ class H5FaceData(FaceData):
     a small file may declare billions of rows that read as zeros)."""
 
     def __init__(self, path: str | Path):
+        import h5py
+
         self.path = Path(path)
         self._file: h5py.File | None = None
         try:
@@ -103,6 +108,8 @@ class H5FaceData(FaceData):
         if idx.size == 0:
             return np.zeros((0, *self.image_shape), np.uint8)
         if self._file is None:
+            import h5py
+
             self._file = h5py.File(self.path, "r")
         dataset = self._file["images"]
         unique, inverse = np.unique(idx, return_inverse=True)  # h5py wants increasing, unique
@@ -131,6 +138,8 @@ class H5FaceData(FaceData):
 def _check_h5_layout(f: h5py.File) -> tuple[tuple[int, int, int], np.ndarray]:
     """(image shape (H, W, 3), labels float32 [N]) of an open train_face.h5; ValueError saying
     what is wrong."""
+    import h5py
+
     missing = [k for k in ("images", "labels") if k not in f or not isinstance(f[k], h5py.Dataset)]
     if missing:
         raise ValueError(f"missing dataset(s) {missing}; found {sorted(f.keys())}")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from supervised import faces
 from supervised.data import DataUnavailable
-from supervised.dbvae_model import check_image_shape
+from supervised.dbvae_base import check_image_shape
 from supervised.face_eval import MAX_WINDOWS, load_ppb, sliding_windows
 from supervised.faces import FACES_NAME, H5FaceData, load_face_data
 
@@ -73,7 +73,7 @@ def test_other_image_shapes_are_refused_up_front_for_the_dbvae(shape):
 
 def test_the_dbvae_lab_refuses_a_file_of_60x60_images_before_anything_else(tmp_path):
     from supervised.config import DbvaeConfig
-    from supervised.dbvae import load_data
+    from supervised.dbvae_base import load_data
 
     path = tmp_path / FACES_NAME
     with h5py.File(path, "w") as f:

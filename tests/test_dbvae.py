@@ -19,7 +19,8 @@ from cluster.labs import LABS, load, load_sweep
 from helpers import REPO, run_cli
 from supervised.bias_data import GROUPS as BENCHMARK_GROUPS
 from supervised.config import DbvaeConfig
-from supervised.dbvae import DbvaeLab, evaluate_groups, evaluate_ppb
+from supervised.dbvae import DbvaeLab, face_probabilities
+from supervised.dbvae_base import evaluate_groups, evaluate_ppb, sampling_probabilities
 from supervised.dbvae_model import (
     DbVae,
     build_classifier,
@@ -27,7 +28,6 @@ from supervised.dbvae_model import (
     dbvae_loss,
     kl_divergence,
     reconstruction_loss,
-    sampling_probabilities,
     vae_loss,
 )
 from supervised.render import render_group_plot, save_png
@@ -239,7 +239,7 @@ def test_group_evaluation_on_the_course_test_faces(tmp_path):
     faces = load_test_faces()
     assert set(faces) == set(GROUPS) and all(f.shape == (5, 64, 64, 3) for f in faces.values())
     model = DbVae(latent_dim=8, n_filters=4, image_shape=(64, 64, 3), seed=0)  # untrained
-    metrics = evaluate_groups(model, faces)
+    metrics = evaluate_groups(lambda images: face_probabilities(model, images), faces)
     accuracy = np.array([metrics[f"eval/accuracy_{g}"] for g in GROUPS])
     assert np.all(np.isin(accuracy, [0, 0.2, 0.4, 0.6, 0.8, 1.0]))        # 5 faces per group
     assert metrics["eval/E_A"] == pytest.approx(100 * accuracy.mean())
@@ -296,7 +296,7 @@ def test_faces_dataset_lab_with_ppb(tmp_path):
     always = build_classifier(1, 1, (64, 64, 3), seed=0)
     always.layers[-1].bias.assign([50.0])
     always.layers[-1].kernel.assign(np.zeros_like(always.layers[-1].kernel.numpy()))
-    result = evaluate_ppb(always, photos, groups)
+    result = evaluate_ppb(lambda images: face_probabilities(always, images), photos, groups)
     assert result == {"ppb/accuracy_LF": 1.0, "ppb/accuracy_LM": 1.0, "ppb/accuracy_DF": 1.0,
                       "ppb/accuracy_DM": 1.0, "ppb/E_A": 100.0, "ppb/Var_A": 0.0}
 

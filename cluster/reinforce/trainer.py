@@ -20,7 +20,7 @@ import numpy as np
 
 from cluster.config.rl_experiment import ExperimentConfig
 from cluster.config.schema import ConfigError
-from cluster.devices import enable_memory_growth
+from cluster.devices import enable_memory_growth, hide_gpus
 from cluster.errors import ClusterError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
@@ -314,13 +314,15 @@ class Trainer:
             from cluster.reinforce.workers import RemoteLearner
             from rl.learner import ReinforceLearner
 
-            self._event(f"learner placed in a Ray actor with {gpus:g} GPU(s)")
             learner = RemoteLearner(ReinforceLearner, *args, seed=cfg.seed, num_gpus=gpus)
+            self._event(f"learner on {learner.device}, in a Ray actor with {gpus:g} GPU(s)")
         else:
-            enable_memory_growth()  # before TensorFlow touches a GPU that others may share
+            hide_gpus()   # given none: TensorFlow here must not open CUDA on the machine's GPUs
+            enable_memory_growth()
             from rl.learner import ReinforceLearner
 
             learner = ReinforceLearner(*args, seed=cfg.seed)
+            self._event("learner on the CPU, in the driver")
         self.startup.mark("learner_built")
         try:
             if self.learner_state is not None:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
-from cluster.devices import enable_memory_growth
+from cluster.devices import GpuUnusable, enable_memory_growth
 from rl.rollout import RolloutWorker
 from rl.trajectory import Trajectories
 
@@ -175,23 +175,38 @@ class WorkerGroup:
 
 
 class _OnDevice:
-    """Inside the learner's actor: TensorFlow's memory growth on, then the learner built."""
+    """Inside the learner's actor: TensorFlow's memory growth on and the GPU Ray gave it checked
+    (GpuUnusable if TensorFlow sees none: it would train on the CPU while holding the GPU), then
+    the learner built."""
 
     def __init__(self, learner_cls: type, *args: Any, **kwargs: Any):
-        enable_memory_growth()
+        gpus = enable_memory_growth()
+        if not gpus:
+            raise GpuUnusable("the learner's actor was given a GPU but TensorFlow sees none (no "
+                              "CUDA libraries?); install them with: pip install -e '.[cuda]', or "
+                              "set resources.learner_gpus: 0")
+        self.device = gpus[0]
         self._learner = learner_cls(*args, **kwargs)
+
+    def where(self) -> str:
+        return self.device
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._learner, name)(*args, **kwargs)
 
 
 class RemoteLearner:
-    """A learner in its own Ray actor (to hold GPUs); same methods as the local one, blocking."""
+    """A learner in its own Ray actor (to hold GPUs); same methods as the local one, blocking.
+    Built, it has checked that TensorFlow uses the actor's GPU: ``device`` names it."""
 
     def __init__(self, learner_cls: type, *args: Any, num_gpus: float, **kwargs: Any):
         self._learner_cls = learner_cls
         self._actor = ray.remote(num_cpus=0, num_gpus=num_gpus, max_restarts=0)(_OnDevice).remote(
             learner_cls, *args, **kwargs)
+        try:
+            self.device: str = ray.get(self._actor.where.remote())
+        except RayActorError as err:   # its constructor failed: say why, in one line
+            raise GpuUnusable(f"the learner's actor did not start: {_last_line(err)}") from None
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or not callable(getattr(self._learner_cls, name, None)):
@@ -200,3 +215,9 @@ class RemoteLearner:
 
     def shutdown(self) -> None:
         ray.kill(self._actor, no_restart=True)
+
+
+def _last_line(err: Exception) -> str:
+    """The last non-empty line of an error's text (a remote traceback's message)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
