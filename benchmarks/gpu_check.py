@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from benchmarks.gpu_steps import REPO, find_data, report, synthetic_faces, timed_chunks
 from supervised.config import DbvaeConfig, MnistConfig, MusicConfig
 from supervised.dbvae_torch import DbVae, dbvae_step, to_tensor
 from supervised.mnist_torch import TorchMnistLab
@@ -43,48 +41,20 @@ from supervised.music_torch import TorchMusicLab
 from supervised.torch_state import seeded
 from supervised.tunes import get_batch
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "gpu.json"
-CPU_STEPS = 20   # the CPU's figure needs fewer steps to be steady
-DATA_FILES = ("mnist.npz", "irish.abc")
-
-
-def find_data(given: str | None) -> Path:
-    """The folder holding mnist.npz and irish.abc: --data, $LABRUN_DATA_DIR or ../shared/data;
-    SystemExit(2) if none holds both."""
-    candidates = [Path(given)] if given else [Path(os.environ[d]) for d in ("LABRUN_DATA_DIR",)
-                                              if d in os.environ] + [REPO.parent / "shared" / "data"]
-    for folder in candidates:
-        if all((folder / name).is_file() for name in DATA_FILES):
-            return folder
-    print(f"error: no folder with {' and '.join(DATA_FILES)} (tried {', '.join(map(str, candidates))}); "
-          f"give --data DIR", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(model: torch.nn.Module, fit: Callable[[Iterator], float], batches: Iterator, steps: int,
-            device: torch.device, chunks: int = 4) -> dict:
-    """``steps`` steps of ``fit`` (a lab's training loop over batches, giving the sum of its
-    steps' losses) in ``chunks`` chunks, after a warm-up of 3 (kernels chosen, memory allocated):
-    steps/s, each chunk's mean loss, whether ``model``'s weights are on ``device``, the peak
-    GPU memory."""
-    per_chunk = max(1, steps // chunks)
-    fit(itertools.islice(batches, 3))
-    sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    losses, start = [], time.perf_counter()
-    for _ in range(chunks):
-        losses.append(fit(itertools.islice(batches, per_chunk)) / per_chunk)   # read back: synced
-    seconds = time.perf_counter() - start
-    return {"steps": per_chunk * chunks, "steps_per_s": per_chunk * chunks / seconds,
-            "chunk_losses": losses, "loss_fell": losses[-1] < losses[0],
-            "on_device": {p.device.type for p in model.parameters()} == {device.type},
+            device: torch.device) -> dict:
+    """``timed_chunks`` of ``fit`` on ``device``, with whether ``model``'s weights are on it
+    and the peak GPU memory."""
+    def before_timing() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+
+    run = timed_chunks(fit, batches, steps, before_timing)
+    return {**run, "on_device": {p.device.type for p in model.parameters()} == {device.type},
             "peak_memory_mb": (torch.cuda.max_memory_allocated(device) / 2**20
                                if device.type == "cuda" else None)}
 
@@ -105,19 +75,6 @@ def music_lstm(data: Path, device: torch.device, steps: int) -> dict:
     rng = np.random.default_rng(0)
     batches = (get_batch(lab.text_ids, 100, 8, rng) for _ in itertools.count())
     return measure(lab.model, lab.fit, batches, steps, device)
-
-
-def synthetic_faces(rng: np.random.Generator, batch: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """A batch shaped as the DB-VAE's (images [B, S, S, 3] in [0, 1], labels [B], half faces):
-    the "faces" are smooth bright blobs, the rest noise; learnable, and 7 MB of code instead of
-    the course's 1.35 GB train_face.h5."""
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    faces = batch // 2
-    centres = rng.uniform(0.3, 0.7, (faces, 2, 1, 1))
-    blobs = np.exp(-((xx - centres[:, 0]) ** 2 + (yy - centres[:, 1]) ** 2) / 0.05)     # [F, S, S]
-    x = rng.uniform(0, 1, (batch, size, size, 3))
-    x[:faces] = 0.2 * x[:faces] + 0.8 * blobs[..., None]
-    return x.astype(np.float32), (np.arange(batch) < faces).astype(np.float32)
 
 
 def dbvae(data: Path, device: torch.device, steps: int) -> dict:
@@ -166,33 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --device {args.device}: PyTorch {torch.__version__} sees no CUDA device",
               file=sys.stderr)
         return 2
-    data = find_data(args.data)
-    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-              "labs": {}}
-    passed = True
-    for name, check in CHECKS.items():
-        started = time.perf_counter()
-        run = check(data, device, args.steps)
-        entry = {"device_steps_per_s": run["steps_per_s"], "steps": run["steps"],
-                 "chunk_losses": run["chunk_losses"], "peak_memory_mb": run["peak_memory_mb"],
-                 "loss_fell": run["loss_fell"], "on_device": run["on_device"]}
-        if device.type != "cpu":
-            entry["cpu_steps_per_s"] = check(data, torch.device("cpu"), min(args.steps, CPU_STEPS))["steps_per_s"]
-        entry["seconds"] = time.perf_counter() - started
-        ok = run["loss_fell"] and run["on_device"]
-        passed &= ok
-        result["labs"][name] = entry
-        cpu = f", CPU {entry['cpu_steps_per_s']:.1f} steps/s" if "cpu_steps_per_s" in entry else ""
-        memory = f", peak {entry['peak_memory_mb']:.0f} MiB" if entry["peak_memory_mb"] else ""
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: {entry['device_steps_per_s']:.1f} steps/s on "
-              f"{result['device']}{cpu}{memory}; loss {entry['chunk_losses'][0]:.3f} -> "
-              f"{entry['chunk_losses'][-1]:.3f}", flush=True)
-    result["passed"] = passed
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0 if passed else 1
+    header = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version()}
+    cpu = torch.device("cpu")
+    return report(CHECKS, find_data(args.data), args.steps, lambda check, d, n: check(d, device, n),
+                  None if device.type == "cpu" else (lambda check, d, n: check(d, cpu, n)),
+                  header, args.out)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def require_trackers(loggers) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     lab, cfg = labs.load(args.config, args.set)
     require_trackers(cfg.output.loggers)
+    labs.require_installed((lab, cfg), args.config)
     if args.dry_run:
         lab.check(cfg, args.config)
         return views.dry_run(f"labrun train {args.config}", cfg)
@@ -54,6 +55,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     sweep = labs.load_sweep(args.config, args.set)
     require_trackers(sweep.experiment_data.get("output", {}).get("loggers", ()))
+    labs.require_installed(sweep, args.config)
     if args.dry_run:
         return views.dry_run(f"labrun tune {args.config}", sweep.cfg, preview.trial_grid(sweep))
     return tuning.tune(sweep, args.runs_dir, args.address, args.resume, labs.LABS)
@@ -90,7 +92,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                         args.storage, args.install, wait=not args.no_wait, extra=extra,
                         stop_grace_s=args.stop_grace,
                         extras=[name for name in loggers if name in trackers.TRACKERS]
-                        + labs.extras_for_frameworks(loaded))
+                        + labs.job_extras(loaded))
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -23,12 +23,30 @@ def hide_gpus() -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
-def place_trial(framework: str, gpus: int, cpus: float) -> str:
+def hide_gpus_from_tensorflow() -> None:
+    """Makes this process's TensorFlow use no GPU, leaving the environment (and so anything
+    else in the process: a later Ray, PyTorch) alone: for a driver whose learner was given no
+    GPU. Must run before TensorFlow first touches the GPU; GpuUnusable if it already has."""
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:
+        if tf.config.get_visible_devices("GPU"):
+            raise GpuUnusable("TensorFlow was initialised in this process before its GPUs could "
+                              "be hidden from a learner given none") from None
+
+
+def place_trial(framework: str, gpus: int, cpus: float, gpu_share: float = 1.0) -> str:
     """Readies this trial process for ``framework`` with the ``gpus`` Ray gave it (whose
-    CUDA_VISIBLE_DEVICES Ray has set) and ``cpus``; returns the device it trains on, in words.
-    None given: GPUs hidden. Some given but unusable: GpuUnusable, with what to install."""
+    CUDA_VISIBLE_DEVICES Ray has set), ``cpus``, and ``gpu_share``, the fraction of its GPU the
+    trial asked for (``trial.gpus: 0.5``); returns the device it trains on, in words. None
+    given: GPUs hidden. Some given but unusable: GpuUnusable, with what to install. A share
+    below 1 caps PyTorch's memory at that fraction of the GPU's; TensorFlow's trials grow into
+    memory as they need it (memory growth), uncapped."""
     if gpus == 0:
         hide_gpus()
+    share = f", {gpu_share:g} of it" if 0 < gpu_share < 1 else ""
     if framework == "torch":
         import torch
 
@@ -39,20 +57,23 @@ def place_trial(framework: str, gpus: int, cpus: float) -> str:
         if not torch.cuda.is_available():
             raise GpuUnusable(f"this trial was given {gpus} GPU(s) but PyTorch {torch.__version__} "
                               f"cannot use CUDA here; install a CUDA build of PyTorch")
-        return f"cuda:0 ({torch.cuda.get_device_name(0)})"
+        if share:   # trials sharing a GPU: each within its fraction of the memory
+            torch.cuda.set_per_process_memory_fraction(gpu_share, 0)
+        return f"cuda:0 ({torch.cuda.get_device_name(0)}{share})"
     names = enable_memory_growth()
     if gpus == 0:
         return "cpu"
     if not names:
         raise GpuUnusable(f"this trial was given {gpus} GPU(s) but TensorFlow sees none (no CUDA "
                           f"libraries?); install them with: pip install -e '.[cuda]'")
-    return names[0]
+    return f"{names[0]}{share}"
 
 
 def enable_memory_growth() -> list[str]:
-    """Lets TensorFlow take GPU memory as it needs it rather than all at once. Must run before
-    TensorFlow first touches the GPU; returns the names of the GPUs this process sees (none on a
-    CPU machine)."""
+    """Lets TensorFlow take GPU memory as it needs it rather than all at once, so that processes
+    sharing a GPU fit side by side. Must run before TensorFlow first touches the GPU; returns the
+    names of the GPUs this process sees (none on a CPU machine). GpuUnusable if TensorFlow was
+    initialised before with growth off: it would take the whole GPU, silently."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -60,5 +81,8 @@ def enable_memory_growth() -> list[str]:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # already initialised in this process: its setting stands
-            pass
+            if not tf.config.experimental.get_memory_growth(gpu):
+                raise GpuUnusable(f"{gpu.name}: TensorFlow was initialised in this process before "
+                                  f"its memory growth could be turned on; it would hold the whole "
+                                  f"GPU (something touched the GPU before the runner set it up)") from None
     return [gpu.name for gpu in gpus]

@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
 from cluster.config import schema
-from cluster.config.lab_experiments import DbvaeExperiment, IntroExperiment, MnistExperiment, MusicExperiment
+from cluster.config.lab_experiments import (
+    FRAMEWORK_EXTRAS,
+    FRAMEWORK_INSTALL,
+    FRAMEWORK_MODULES,
+    FRAMEWORK_NAMES,
+    DbvaeExperiment,
+    IntroExperiment,
+    MnistExperiment,
+    MusicExperiment,
+)
 from cluster.config.rl_experiment import ExperimentConfig, check_env, check_sweep_trial
 from cluster.config.schema import ConfigError
 from cluster.config.sweep import Sweep, SweepConfig, candidate_values, check_space, nested
@@ -84,35 +93,58 @@ class ReinforceLab:
                          cfg.resources.max_trial_failures, cfg.output.keep_checkpoints)
 
 
-FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch"}
-FRAMEWORK_MODULES = {"tensorflow": "tensorflow", "torch": "torch"}   # what must be importable
-FRAMEWORK_INSTALL = {"tensorflow": "pip install -e .", "torch": "pip install -e '.[torch]'"}
-FRAMEWORK_EXTRAS = {"torch": "torch"}   # the optional dependencies (pyproject.toml) a framework needs
 
 
-def extras_for_frameworks(loaded: Sweep | tuple[Lab, Any]) -> list[str]:
-    """The optional dependencies the frameworks of ``labrun train``'s (lab, config) or of a
-    sweep's trials need (a swept ``framework``: each of its values), for a job's environment."""
+def frameworks_of(loaded: Sweep | tuple[Lab, Any]) -> set[str]:
+    """The frameworks the trials of ``labrun train``'s (lab, config) or of a sweep use (a swept
+    ``framework``: each of its values)."""
     if isinstance(loaded, Sweep):
         used = {loaded.experiment_data.get("framework", "tensorflow")}
         if "framework" in loaded.space:
             used |= set(candidate_values(*loaded.space["framework"]))
+        return used
+    return {getattr(loaded[1], "framework", "tensorflow")}
+
+
+def job_extras(loaded: Sweep | tuple[Lab, Any]) -> list[str]:
+    """The optional dependencies (pyproject.toml) a job of ``labrun train``'s (lab, config) or
+    of a sweep needs beyond the trackers: ``torch`` where a trial uses PyTorch, ``cuda``
+    (TensorFlow's CUDA libraries) where TensorFlow is asked for a number of GPUs. ``auto`` asks
+    for none: it resolves against the GPUs alive when the run starts (docs/clusters.md), so a
+    cluster meant for GPUs says so in its image."""
+    used = frameworks_of(loaded)
+    if isinstance(loaded, Sweep):
+        data = loaded.experiment_data
+        gpus = [data.get("trial", {}).get("gpus"), data.get("resources", {}).get("learner_gpus")]
+        gpus += [v for key in ("trial.gpus", "resources.learner_gpus") if key in loaded.space
+                 for v in candidate_values(*loaded.space[key])]
     else:
-        used = {getattr(loaded[1], "framework", "tensorflow")}
-    return sorted(FRAMEWORK_EXTRAS[f] for f in used if f in FRAMEWORK_EXTRAS)
+        cfg = loaded[1]
+        gpus = [getattr(getattr(cfg, "trial", None), "gpus", None),
+                getattr(getattr(cfg, "resources", None), "learner_gpus", None)]
+    extras = {FRAMEWORK_EXTRAS[f] for f in used if f in FRAMEWORK_EXTRAS}
+    if "tensorflow" in used and any(isinstance(g, (int, float)) and g > 0 for g in gpus):
+        extras.add("cuda")
+    return sorted(extras)
 
 
 def check_framework(lab: SupervisedLab, framework: str, source: str | None = None) -> None:
-    """ConfigError (exit 2, before anything starts) when ``lab`` has no version in
-    ``framework`` or the framework is not installed here, saying how to install it."""
+    """ConfigError (exit 2, before anything starts) when ``lab`` has no version in ``framework``."""
     if framework not in lab.runners:
         raise ConfigError(f"the {lab.name} lab has no {FRAMEWORK_NAMES[framework]} version yet; "
                           f"expected one of {', '.join(map(repr, lab.runners))}",
                           source=source, key="framework")
-    if importlib.util.find_spec(FRAMEWORK_MODULES[framework]) is None:
-        raise ConfigError(f"{FRAMEWORK_NAMES[framework]} is not installed in this Python "
-                          f"({sys.executable}); install it with: {FRAMEWORK_INSTALL[framework]}",
-                          source=source, key="framework")
+
+
+def require_installed(loaded: Sweep | tuple[Lab, Any], source: str | None = None) -> None:
+    """ConfigError (exit 2, before anything starts) when a framework the trials use is not
+    installed in this Python, saying how to install it: for runs whose trials run here
+    (``labrun train``, ``tune``); ``submit`` leaves it to the job's environment (``job_extras``)."""
+    for framework in sorted(frameworks_of(loaded)):
+        if importlib.util.find_spec(FRAMEWORK_MODULES[framework]) is None:
+            raise ConfigError(f"{FRAMEWORK_NAMES[framework]} is not installed in this Python "
+                              f"({sys.executable}); install it with: {FRAMEWORK_INSTALL[framework]}",
+                              source=source, key="framework")
 
 
 @dataclass(frozen=True)

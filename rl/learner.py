@@ -24,6 +24,20 @@ from rl.networks import build_policy, build_value
 from rl.returns import baseline_values, episode_returns, normalise
 from rl.trajectory import Trajectories
 
+PAD_ROWS = 256   # a chunk's rows are padded up to a multiple of this (or to chunk_steps)
+
+
+def padded(rows: np.ndarray, chunk: int) -> np.ndarray:
+    """``rows`` [n, ...] with zero rows after them, up to the next multiple of PAD_ROWS (at most
+    ``chunk``): a batch's last chunk then takes one of a few shapes, not a new one every
+    iteration, which a GPU's kernels (cuDNN's autotuning) and TensorFlow's compiled functions
+    would otherwise be chosen afresh for. The padding is masked out of every sum."""
+    n = len(rows)
+    size = min(chunk, -(-n // PAD_ROWS) * PAD_ROWS) if n else 0
+    if size <= n:
+        return rows
+    return np.concatenate([rows, np.zeros((size - n, *rows.shape[1:]), rows.dtype)])
+
 
 class ReinforceLearner:
     """Policy gradient with discounted, normalised returns; Adam; a compiled train step."""
@@ -38,43 +52,52 @@ class ReinforceLearner:
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
         self.optimizer.build(self.variables)   # Adam's m and v: the policy's, then the value's
         self.num_updates = 0
-        obs_spec = tf.TensorSpec([None, *obs_shape], tf.float32)
-        self._values = None if self.value_model is None else tf.function(
-            lambda o: self.value_model(o, training=False)[:, 0], input_signature=(obs_spec,))
-        # Closures, not bound methods: Ray adds a keyword to the methods of actor classes, which
-        # would not fit the compiled functions' signatures.
-        self._chunk_grads = tf.function(lambda o, a, w, g, b, c, s: self._grads(o, a, w, g, b, c, s),
-                                        input_signature=(
-            obs_spec,
-            tf.TensorSpec([None], tf.int32),
-            tf.TensorSpec([None], tf.float32),
-            tf.TensorSpec([None], tf.float32),
-            tf.TensorSpec([None], tf.float32),
-            tf.TensorSpec([], tf.bool),
-            tf.TensorSpec([], tf.float32),
-        ))
+        self.obs_shape = tuple(obs_shape)
+        self._compiled: dict[str, tuple[Any, Any]] = {}   # obs dtype -> (values, chunk gradients)
         self._apply = tf.function(lambda grads: self._apply_grads(grads))
 
+    def _functions(self, dtype: np.dtype) -> tuple[Any, Any]:
+        """The compiled value pass and chunk gradient for observations of ``dtype``, made on first
+        use. Observations go in as the workers sent them (Pong's int8 frame differences: a
+        quarter of float32's bytes to a GPU) and become float32 inside, on the learner's device.
+        Closures, not bound methods: Ray adds a keyword to the methods of actor classes, which
+        would not fit the compiled functions' signatures."""
+        name = np.dtype(dtype).name
+        if name not in self._compiled:
+            obs_spec = tf.TensorSpec([None, *self.obs_shape], tf.as_dtype(name))
+            vector, flag = tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.bool)
+            values = None if self.value_model is None else tf.function(
+                lambda o: self.value_model(tf.cast(o, tf.float32), training=False)[:, 0],
+                input_signature=(obs_spec,))
+            grads = tf.function(lambda o, a, w, g, b, m, c, s: self._grads(o, a, w, g, b, m, c, s),
+                                input_signature=(obs_spec, tf.TensorSpec([None], tf.int32), vector,
+                                                 vector, vector, vector, flag, tf.TensorSpec([], tf.float32)))
+            self._compiled[name] = (values, grads)
+        return self._compiled[name]
+
     def _grads(self, obs: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor, returns: tf.Tensor,
-               behaviour_logp: tf.Tensor, correct: tf.Tensor, scale: tf.Tensor):
+               behaviour_logp: tf.Tensor, mask: tf.Tensor, correct: tf.Tensor, scale: tf.Tensor):
         """Gradient, policy loss, entropy, and the importance weights' sum and count below 1 of
-        one chunk, the loss and entropy scaled by its share of the batch.
-        ``correct``: weight each step by ``truncated_importance_weights`` (else by 1, and
-        ``behaviour_logp`` is unused). With a value baseline its squared error to ``returns``
-        joins the loss; the two networks share no weights, so neither term moves the other."""
+        one chunk (``mask``: 1 for its real steps, 0 for the padding after them), the loss and
+        entropy scaled by its share of the batch. ``correct``: weight each step by
+        ``truncated_importance_weights`` (else by 1, and ``behaviour_logp`` is unused). With a
+        value baseline its squared error to ``returns`` joins the loss; the two networks share
+        no weights, so neither term moves the other."""
+        obs = tf.cast(obs, tf.float32)
+        count = tf.maximum(tf.reduce_sum(mask), 1.0)
         with tf.GradientTape() as tape:
             logits = self.model(obs, training=True)                    # [T, A]
             rho = tf.where(correct, truncated_importance_weights(logits, actions, behaviour_logp),
-                           tf.ones_like(weights))                       # [T]
-            loss, entropy = reinforce_loss(logits, actions, weights * rho, self.cfg.entropy_coef)
+                           tf.ones_like(weights)) * mask                # [T], 0 on padding
+            loss, entropy = reinforce_loss(logits, actions, weights * rho, self.cfg.entropy_coef, mask)
             value_loss = tf.constant(0.0)
             if self.value_model is not None:
                 values = self.value_model(obs, training=True)[:, 0]    # [T]
-                value_loss = 0.5 * tf.reduce_mean(tf.square(values - returns))
+                value_loss = 0.5 * tf.reduce_sum(tf.square(values - returns) * mask) / count
             total = (loss + value_loss) * scale
         grads = tape.gradient(total, self.variables)
         return (grads, loss * scale, entropy * scale, tf.reduce_sum(rho),
-                tf.reduce_sum(tf.cast(rho < 1, tf.float32)))
+                tf.reduce_sum(tf.cast(rho < 1, tf.float32) * mask))
 
     def _apply_grads(self, grads: list[tf.Tensor]) -> tf.Tensor:
         """One Adam step; the policy's gradient and the value network's are clipped each to its
@@ -105,10 +128,11 @@ class ReinforceLearner:
             raise ValueError("off_policy update: the batches hold no behaviour_logp")
         behaviour = batch.behaviour_logp if off_policy else np.zeros(batch.num_steps, np.float32)
         total, chunk = batch.num_steps, self.cfg.chunk_steps
+        value_fn, chunk_grads = self._functions(batch.obs.dtype)
         returns = episode_returns(batch.rewards, batch.episode_lengths, self.cfg.gamma,
                                   self.cfg.reset_on_reward)                 # [T]
-        values = None if self._values is None else np.concatenate([
-            self._values(tf.constant(batch.obs[lo:lo + chunk], tf.float32)).numpy()
+        values = None if value_fn is None else np.concatenate([
+            value_fn(padded(batch.obs[lo:lo + chunk], chunk)).numpy()[:min(chunk, total - lo)]
             for lo in range(0, total, chunk)])                              # [T], before the step
         base = baseline_values(returns, batch.episode_lengths, self.cfg.baseline, values)
         adv = returns - base
@@ -116,10 +140,11 @@ class ReinforceLearner:
         grads, loss, entropy, rho_sum, below = None, 0.0, 0.0, 0.0, 0.0
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
-            g, chunk_loss, chunk_entropy, chunk_rho, chunk_below = self._chunk_grads(
-                tf.constant(batch.obs[lo:hi], tf.float32), tf.constant(batch.actions[lo:hi], tf.int32),
-                tf.constant(adv[lo:hi], tf.float32), tf.constant(returns[lo:hi], tf.float32),
-                tf.constant(behaviour[lo:hi], tf.float32),
+            g, chunk_loss, chunk_entropy, chunk_rho, chunk_below = chunk_grads(
+                padded(batch.obs[lo:hi], chunk), padded(batch.actions[lo:hi].astype(np.int32), chunk),
+                padded(adv[lo:hi].astype(np.float32), chunk), padded(returns[lo:hi].astype(np.float32), chunk),
+                padded(behaviour[lo:hi].astype(np.float32), chunk),
+                padded(np.ones(hi - lo, np.float32), chunk),
                 tf.constant(off_policy), tf.constant((hi - lo) / total, tf.float32))
             grads = g if grads is None else [x + y for x, y in zip(grads, g)]
             loss, entropy = loss + float(chunk_loss), entropy + float(chunk_entropy)

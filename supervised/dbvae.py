@@ -37,6 +37,35 @@ def face_probabilities(model: keras.Model, images: np.ndarray, batch_size: int =
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def classifier_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, x: tf.Tensor,
+                    y: tf.Tensor) -> tf.Tensor:
+    """One step of a standard classifier on images x [B, H, W, 3] and labels y [B]; sums over
+    the batch of [loss, classification loss (the same), correct]."""
+    with tf.GradientTape() as tape:
+        logits = model(x, training=True)[:, 0]                                        # [B]
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)      # [B]
+        loss = tf.reduce_mean(losses)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return tf.stack([tf.reduce_sum(losses), tf.reduce_sum(losses), _correct(y, logits)])
+
+
+def dbvae_step(model: DbVae, optimizer: keras.optimizers.Optimizer, x: tf.Tensor, y: tf.Tensor,
+               eps: tf.Tensor, kl_weight: float) -> tf.Tensor:
+    """One step of the DB-VAE; sums over the batch of [loss, classification loss, correct,
+    faces' KL, faces' reconstruction loss, faces]."""
+    with tf.GradientTape() as tape:
+        y_logit, mu, logvar, x_hat = model((x, eps), training=True)
+        total, classification = dbvae_loss(x, x_hat, y, y_logit, mu, logvar, kl_weight)
+        loss = tf.reduce_mean(total)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    is_face = tf.cast(tf.equal(y, 1.0), tf.float32)                                    # [B]
+    return tf.stack([tf.reduce_sum(total), tf.reduce_sum(classification), _correct(y, y_logit),
+                     tf.reduce_sum(is_face * kl_divergence(mu, logvar)),
+                     tf.reduce_sum(is_face * reconstruction_loss(x, x_hat)), tf.reduce_sum(is_face)])
+
+
 class DbvaeLab(DbvaeBase):
     """The debiasing VAE in TensorFlow: built, it has loaded the data and built the classifier or
     the DB-VAE (and with ``baseline`` the standard classifier beside it); a checkpoint holds the
@@ -62,46 +91,20 @@ class DbvaeLab(DbvaeBase):
         # Closures rather than bound methods: Ray adds a keyword to actor methods.
         if cfg.model == "dbvae":
             noise = tf.TensorSpec([None, cfg.latent_dim], tf.float32)
-            self._train_step = tf.function(lambda x, y, eps: self._dbvae_step(x, y, eps),
-                                           input_signature=(images, labels, noise))
+            self._train_step = tf.function(
+                lambda x, y, eps: dbvae_step(self.model, self.optimizer, x, y, eps, cfg.kl_weight),
+                input_signature=(images, labels, noise))
             self._means = tf.function(lambda x: self.model.encode(x)[1], input_signature=(images,))
         else:
             self._train_step = tf.function(
-                lambda x, y: self._classifier_step(self.model, self.optimizer, x, y),
+                lambda x, y: classifier_step(self.model, self.optimizer, x, y),
                 input_signature=(images, labels))
         if self.baseline is not None:
             self._baseline_step = tf.function(
-                lambda x, y: self._classifier_step(self.baseline, self.baseline_optimizer, x, y),
+                lambda x, y: classifier_step(self.baseline, self.baseline_optimizer, x, y),
                 input_signature=(images, labels))
 
     # ------------------------------------------------------------------------------ training
-
-    @staticmethod
-    def _classifier_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, x: tf.Tensor,
-                         y: tf.Tensor) -> tf.Tensor:
-        """One step of a standard classifier; sums over the batch of [loss, classification
-        loss (the same), correct]."""
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)[:, 0]                                    # [B]
-            losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)  # [B]
-            loss = tf.reduce_mean(losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return tf.stack([tf.reduce_sum(losses), tf.reduce_sum(losses), _correct(y, logits)])
-
-    def _dbvae_step(self, x: tf.Tensor, y: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
-        """One step of the DB-VAE; sums over the batch of [loss, classification loss, correct,
-        faces' KL, faces' reconstruction loss, faces]."""
-        with tf.GradientTape() as tape:
-            y_logit, mu, logvar, x_hat = self.model((x, eps), training=True)
-            total, classification = dbvae_loss(x, x_hat, y, y_logit, mu, logvar, self.cfg.kl_weight)
-            loss = tf.reduce_mean(total)
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        is_face = tf.cast(tf.equal(y, 1.0), tf.float32)                                # [B]
-        return tf.stack([tf.reduce_sum(total), tf.reduce_sum(classification), _correct(y, y_logit),
-                         tf.reduce_sum(is_face * kl_divergence(mu, logvar)),
-                         tf.reduce_sum(is_face * reconstruction_loss(x, x_hat)), tf.reduce_sum(is_face)])
 
     def fit(self, batches: Iterator[Batch]) -> tuple[list[float], float | None]:
         totals = baseline_totals = None          # summed as tensors, read once at the end

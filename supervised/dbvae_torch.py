@@ -21,7 +21,7 @@ from torch import nn
 
 from supervised.config import DbvaeConfig
 from supervised.dbvae_base import Batch, DbvaeBase, check_image_shape, to_inputs
-from supervised.torch_state import default_device, load_torch_state, save_torch_state, seeded
+from supervised.torch_state import load_torch_state, resolve_device, save_torch_state, seeded
 
 # ---------------------------------------------------------------------------------------- models
 
@@ -159,7 +159,7 @@ class TorchDbvaeLab(DbvaeBase):
 
     def __init__(self, cfg: DbvaeConfig, seed: int = 0, device: str | torch.device | None = None):
         super().__init__(cfg, seed)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         size = self.image_shape[0]
         with seeded(seed):
             self.model = (DbVae(cfg.latent_dim, cfg.n_filters, size) if cfg.model == "dbvae"
@@ -224,7 +224,4 @@ class TorchDbvaeLab(DbvaeBase):
         counters = load_torch_state(folder, self.model, self.optimizer)
         if self.baseline is not None:
             load_torch_state(Path(folder) / "baseline", self.baseline, self.baseline_optimizer)
-        for optimizer in (self.optimizer, self.baseline_optimizer):
-            for group in (optimizer.param_groups if optimizer else ()):
-                group["lr"] = self.cfg.lr    # the config's rate, not the saved one
         self.epoch, self._eval, self._probs = int(counters["epoch"]), None, None

@@ -17,7 +17,7 @@ from torch import nn
 
 from supervised.config import IntroConfig
 from supervised.intro_base import IntroBase
-from supervised.torch_state import default_device, load_torch_state, save_torch_state, seeded
+from supervised.torch_state import load_torch_state, resolve_device, save_torch_state, seeded
 
 # 1. A layer written by hand. An nn.Module registers the nn.Parameters it is given in __init__
 # (autograd tracks them) and computes its output in forward().
@@ -71,7 +71,7 @@ class TorchIntroLab(IntroBase):
 
     def __init__(self, cfg: IntroConfig, seed: int = 0, device: str | torch.device | None = None):
         super().__init__(cfg, seed)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.x_t = torch.from_numpy(self.x).to(self.device)                   # [N, 1]
         self.y_t = torch.from_numpy(self.y).to(self.device)                   # [N, 1]
         self.model = build_line_model(cfg.model, seed).to(self.device)
@@ -94,5 +94,3 @@ class TorchIntroLab(IntroBase):
 
     def restore(self, folder: str | Path) -> None:
         self.epoch = int(load_torch_state(folder, self.model, self.optimizer)["epoch"])
-        for group in self.optimizer.param_groups:    # the config's rate, not the saved one:
-            group["lr"] = self.cfg.lr                # a resumed or mutated trial may change it

@@ -24,7 +24,7 @@ class Lab(Protocol):
     checkpoint holds what ``restore`` needs to continue as if the run had never stopped (the
     epoch counter included); epochs draw their data from (seed, epoch), so a resumed run sees
     the same batches. Labs subclass this class for the defaults of ``texts``, ``audio`` and
-    ``write_report`` (nothing to show, no files).
+    ``write_report`` (nothing to show, no files) and ``describe``.
     """
 
     METRICS: ClassVar[tuple[str, ...]]  # every metric name train_epoch may report
@@ -63,3 +63,8 @@ class Lab(Protocol):
     def write_report(self, folder: str | Path) -> None:
         """The lab's own files of the current state, written into the trial's ``folder``.
         None by default."""
+
+    def describe(self) -> str:
+        """How the lab computes, in words, where a choice was made for it (the music lab's LSTM
+        kernel); the runner records it beside the device. Nothing by default."""
+        return ""

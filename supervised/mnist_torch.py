@@ -18,7 +18,7 @@ from torch import nn
 
 from supervised.config import MnistConfig
 from supervised.mnist_base import NUM_CLASSES, Batches, MnistBase, cosine_lr
-from supervised.torch_state import default_device, load_torch_state, save_torch_state, seeded
+from supervised.torch_state import load_torch_state, resolve_device, save_torch_state, seeded
 
 
 class FullyConnectedModel(nn.Module):
@@ -79,7 +79,7 @@ class TorchMnistLab(MnistBase):
 
     def __init__(self, cfg: MnistConfig, seed: int = 0, device: str | torch.device | None = None):
         super().__init__(cfg, seed)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.model = build_mnist_net(cfg.model, seed).to(self.device)
         optimizer = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
         self.optimizer = optimizer(self.model.parameters(), lr=cfg.lr)

@@ -93,6 +93,10 @@ class MusicLab(MusicBase):
             total += self._train_step(x, y)
         return float(total)
 
+    def describe(self) -> str:
+        return ("LSTM: the fused CPU kernel (supervised/lstm.py)" if self.fused
+                else "LSTM: Keras's layer (cuDNN's kernel on a GPU)")
+
     def char_rnn(self) -> CharRNN:
         return CharRNN.from_weights(self.model.get_weights())
 

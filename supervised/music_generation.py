@@ -169,10 +169,16 @@ def load_generator(folder: str | Path) -> tuple[CharRNN, list[str], dict[str, An
     vocab = json.loads((folder / VOCAB_FILE).read_text())
     counters = json.loads((folder / STATE_FILE).read_text())
     if (folder / TORCH_WEIGHTS_FILE).is_file():   # a PyTorch lab's: PyTorch reads it
-        import torch
-
-        state = torch.load(folder / TORCH_WEIGHTS_FILE, map_location="cpu", weights_only=True)["model"]
-        rnn = CharRNN.from_torch_state({k: v.numpy() for k, v in state.items()})
+        try:
+            from supervised.torch_state import read_torch_state
+        except ModuleNotFoundError:
+            raise ValueError(f"{folder}: a PyTorch checkpoint; reading it needs PyTorch: "
+                             f"pip install -e '.[torch]'") from None
+        state = read_torch_state(folder / TORCH_WEIGHTS_FILE)["model"]
+        try:
+            rnn = CharRNN.from_torch_state({k: v.numpy() for k, v in state.items()})
+        except KeyError as err:
+            raise ValueError(f"{folder}: not a music model's checkpoint (no {err})") from None
     else:
         with np.load(folder / WEIGHTS_FILE) as data:
             rnn = CharRNN.from_weights([data[f"weights_{i}"] for i in range(6)])

@@ -20,7 +20,7 @@ from torch import nn
 from supervised.config import MusicConfig
 from supervised.music_base import Batches, MusicBase
 from supervised.music_generation import CharRNN
-from supervised.torch_state import default_device, load_torch_state, save_torch_state, seeded
+from supervised.torch_state import load_torch_state, resolve_device, save_torch_state, seeded
 
 
 class MusicLSTM(nn.Module):
@@ -47,7 +47,7 @@ class TorchMusicLab(MusicBase):
 
     def __init__(self, cfg: MusicConfig, seed: int = 0, device: str | torch.device | None = None):
         super().__init__(cfg, seed)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         with seeded(seed):
             self.model = MusicLSTM(len(self.vocab), cfg.embedding_dim, cfg.rnn_units).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -66,6 +66,9 @@ class TorchMusicLab(MusicBase):
             total += loss.detach()
         return total.item()
 
+    def describe(self) -> str:
+        return "LSTM: PyTorch's nn.LSTM (cuDNN's kernel on a GPU)"
+
     def char_rnn(self) -> CharRNN:
         return CharRNN.from_torch_state({k: v.detach().cpu().numpy()
                                          for k, v in self.model.state_dict().items()})
@@ -74,7 +77,4 @@ class TorchMusicLab(MusicBase):
         save_torch_state(folder, self.model, self.optimizer, {**counters, "framework": "torch"})
 
     def restore_model(self, folder: str | Path) -> dict[str, Any]:
-        counters = load_torch_state(folder, self.model, self.optimizer)
-        for group in self.optimizer.param_groups:    # the config's rate, not the saved one:
-            group["lr"] = self.cfg.lr                # a resumed or mutated trial may change it
-        return counters
+        return load_torch_state(folder, self.model, self.optimizer)

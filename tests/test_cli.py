@@ -217,6 +217,8 @@ def test_every_config_runs_a_tiny_budget(ray_address, tmp_path, config, framewor
     if lab != "rl":   # which framework trained it, on which device
         (device,) = [p.read_text() for p in run_dir.glob("*/device")]
         assert device.startswith(f"{framework or 'tensorflow'} on cpu"), device
+        assert ("; LSTM: " in device) == (lab == "music"), device          # the kernel it chose
+        assert "trained on" in out.stdout and f"{framework or 'tensorflow'} on cpu" in out.stdout, out.stdout
     rows = read_results(run_dir)                                      # Tune trials, best first
     assert [row["status"] for row in rows] == ["ok"], rows           # one trial, to its end
     assert (run_dir / "best_config.yaml").exists()

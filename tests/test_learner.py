@@ -83,6 +83,45 @@ def test_chunked_update_is_the_same_single_step_as_the_whole_batch():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_padding_by_hand_and_a_padded_chunk_gives_the_unpadded_step():
+    from rl.learner import PAD_ROWS, padded
+
+    rows = np.arange(6, dtype=np.int8).reshape(3, 2)
+    out = padded(rows, chunk=8192)
+    assert out.shape == (PAD_ROWS, 2) and out.dtype == np.int8
+    np.testing.assert_array_equal(out[:3], rows)
+    assert not out[3:].any()
+    assert padded(rows, chunk=3) is rows and padded(rows, chunk=2).shape == (3, 2)
+    assert len(padded(np.zeros(300), chunk=400)) == 400 and len(padded(np.zeros(300), chunk=8192)) == 512
+    # 300 steps: one chunk of exactly 300 rows, or padded to 512 with the padding masked out;
+    # with the value baseline and entropy, whose means the padding must not enter
+    rng = np.random.default_rng(2)
+    batch = Trajectories(rng.normal(size=(300, 4)).astype(np.float32), rng.integers(0, 2, 300).astype(np.int32),
+                         rng.choice([0.0, 1.0, -1.0], 300).astype(np.float32), np.array([120, 180]))
+    kw = dict(baseline="value", entropy_coef=0.01, reset_on_reward=True)
+    exact, padded_one = make_learner(chunk_steps=300, **kw), make_learner(chunk_steps=8192, **kw)
+    m_exact, m_padded = exact.update([batch]), padded_one.update([batch])
+    for key in ("learner/loss", "learner/entropy", "learner/grad_norm", "learner/baseline_mse"):
+        assert m_padded[key] == pytest.approx(m_exact[key], rel=1e-5), key
+    for a, b in zip(exact.get_state()["weights"] + exact.get_state()["value_weights"],
+                    padded_one.get_state()["weights"] + padded_one.get_state()["value_weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_int8_observations_reach_the_learner_as_they_are_and_train_as_floats():
+    """Pong's int8 frame differences go to the compiled step as int8 (a quarter of the bytes a
+    GPU learner receives) and are cast inside: the same step as float32 observations."""
+    rng = np.random.default_rng(3)
+    obs = rng.integers(-1, 2, size=(40, 4)).astype(np.int8)
+    actions, rewards = rng.integers(0, 2, 40).astype(np.int32), rng.choice([0.0, 1.0], 40).astype(np.float32)
+    as_int8, as_float = make_learner(baseline="value"), make_learner(baseline="value")
+    as_int8.update([Trajectories(obs, actions, rewards, np.array([40]))])
+    as_float.update([Trajectories(obs.astype(np.float32), actions, rewards, np.array([40]))])
+    assert set(as_int8._compiled) == {"int8"} and set(as_float._compiled) == {"float32"}
+    for a, b in zip(as_int8.get_weights(), as_float.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
 def test_restored_state_keeps_the_configured_learning_rate():
     """`labrun resume --set learner.lr=...` must take effect: the checkpoint's lr is not restored."""
     learner = make_learner(lr=1e-2)

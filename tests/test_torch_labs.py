@@ -19,7 +19,7 @@ from test_supervised import real_mnist
 
 from cluster import devices
 from cluster.config.schema import ConfigError
-from cluster.labs import LABS, check_framework, extras_for_frameworks, load, load_sweep
+from cluster.labs import LABS, check_framework, job_extras, load, load_sweep, require_installed
 from helpers import REPO, write_sweep
 from supervised.config import DbvaeConfig, IntroConfig, MnistConfig, MusicConfig
 from supervised.dbvae import DbvaeLab
@@ -27,6 +27,7 @@ from supervised.dbvae_torch import DbVae as build_torch_dbvae
 from supervised.dbvae_torch import TorchDbvaeLab
 from supervised.dbvae_torch import dbvae_loss as torch_dbvae_loss
 from supervised.intro import IntroLab
+from supervised.intro_base import make_line
 from supervised.intro_torch import TorchIntroLab
 from supervised.intro_torch import build_line_model as build_torch_line
 from supervised.mnist import MnistLab
@@ -115,7 +116,13 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path):
     lab = TorchIntroLab(IntroConfig(epochs=1, steps_per_epoch=2), seed=0)
     lab.save(tmp_path)
     torch.save({"model": lab.model, "optimizer": {}}, tmp_path / TORCH_WEIGHTS_FILE)  # a whole module
-    with pytest.raises(ValueError, match=f"{TORCH_WEIGHTS_FILE}: refused, it holds more than tensors"):
+    with pytest.raises(ValueError, match=f"{TORCH_WEIGHTS_FILE}: refused, it holds more than tensors") as err:
+        load_torch_state(tmp_path, lab.model, lab.optimizer)
+    message = str(err.value)                           # one line, the reason, no terminal colours
+    assert "Unsupported global: GLOBAL supervised.intro_torch.LineModel" in message
+    assert "\n" not in message and "\x1b" not in message
+    (tmp_path / TORCH_WEIGHTS_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
         load_torch_state(tmp_path, lab.model, lab.optimizer)
 
 
@@ -135,6 +142,9 @@ def test_torch_intro_fits_the_same_line_as_the_tensorflow_lab(kind):
     cfg = IntroConfig(model=kind)
     torch_lab, tf_lab = TorchIntroLab(cfg, seed=0), IntroLab(cfg, seed=0)
     np.testing.assert_array_equal(torch_lab.x, tf_lab.x.numpy())           # the same data
+    x, y = make_line(4, 0.1, 0)                                     # NumPy's, from the seed alone
+    np.testing.assert_allclose(x[:, 0], [0.82177013, -1.3812797, -2.754159, -2.9008341], rtol=1e-6)
+    np.testing.assert_allclose(y[:, 0], [1.4117434, -5.1076794, -9.132077, -9.607794], rtol=1e-6)
     history = [torch_lab.train_epoch() for _ in range(cfg.epochs)]
     last = history[-1]
     assert all(tuple(m) == IntroLab.METRICS for m in history)
@@ -185,16 +195,22 @@ def test_a_framework_not_installed_says_how_to_install_it(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     with pytest.raises(ConfigError) as err:
-        check_framework(LABS["mnist"], "torch", "configs/mnist.yaml")
+        require_installed(load(REPO / "configs" / "mnist.yaml", ["framework=torch"]), "configs/mnist.yaml")
     message = str(err.value)
     assert message.startswith("configs/mnist.yaml: framework: PyTorch is not installed")
     assert message.endswith("install it with: pip install -e '.[torch]'") and "\n" not in message
 
 
-def test_a_sweep_over_the_framework_is_checked_and_its_job_gets_pytorch(tmp_path):
+def test_a_sweep_over_the_framework_is_checked_and_a_job_gets_the_extras_it_needs(tmp_path):
     sweep = load_sweep(write_sweep(tmp_path, {"framework": {"grid": ["tensorflow", "torch"]}}))
-    assert extras_for_frameworks(sweep) == ["torch"]
-    assert extras_for_frameworks(load(REPO / "configs" / "mnist.yaml")) == []
+    assert job_extras(sweep) == ["torch"]
+    mnist = REPO / "configs" / "mnist.yaml"
+    assert job_extras(load(mnist)) == []                                 # gpus: auto asks for none
+    assert job_extras(load(mnist, ["trial.gpus=1"])) == ["cuda"]          # TensorFlow's CUDA libraries
+    assert job_extras(load(mnist, ["trial.gpus=0.5", "framework=torch"])) == ["torch"]
+    assert job_extras(load(REPO / "configs" / "pong.yaml", ["resources.learner_gpus=1"])) == ["cuda"]
+    gpu_sweep = load_sweep(write_sweep(tmp_path, {"trial.gpus": {"grid": [0, 1]}}))
+    assert job_extras(gpu_sweep) == ["cuda"]
     with pytest.raises(ConfigError, match="search_space.framework: grid value 'jax' does not fit "
                                           "the experiment: framework: expected one of"):
         load_sweep(write_sweep(tmp_path, {"framework": {"grid": ["torch", "jax"]}}))
@@ -215,6 +231,20 @@ def restore_process_state(monkeypatch):
 def test_a_trial_given_no_gpu_hides_them_and_uses_its_cpus(restore_process_state):
     assert devices.place_trial("torch", gpus=0, cpus=1) == "cpu (1 thread)"
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and torch.get_num_threads() == 1
+
+
+def test_a_trial_given_a_gpu_keeps_it_and_a_share_caps_pytorchs_memory(restore_process_state, monkeypatch):
+    """PyTorch's CUDA calls stood in for (no GPU here): what place_trial asks of them."""
+    capped = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Test GPU")
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
+                        lambda fraction, device=None: capped.append((fraction, device)))
+    assert devices.place_trial("torch", gpus=1, cpus=2, gpu_share=0.5) == "cuda:0 (Test GPU, 0.5 of it)"
+    assert capped == [(0.5, 0)] and torch.get_num_threads() == 2
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"                    # Ray's choice, kept
+    assert devices.place_trial("torch", gpus=1, cpus=1, gpu_share=1.0) == "cuda:0 (Test GPU)"
+    assert capped == [(0.5, 0)]                                           # a whole GPU: no cap
 
 
 def test_a_trial_given_a_gpu_its_framework_cannot_use_fails_clearly(restore_process_state):
@@ -247,9 +277,19 @@ def test_pytorch_missing_is_refused_in_one_line_before_anything_starts(tmp_path)
 
 def test_the_gpu_check_runs_on_the_cpu_with_nothing_but_pytorch_and_numpy(tmp_path):
     """What the GPU machine has: PyTorch and NumPy, none of labrun's other dependencies. Here
-    they are made unimportable in the check's process, and it still runs and checks."""
-    blocked = ["ray", "tensorflow", "keras", "matplotlib", "yaml", "PIL", "h5py", "rich", "gymnasium",
-               "pandas", "tensorboardX"]
+    every module of those (pyproject.toml's dependencies, as installed) is made unimportable in
+    the check's process, and it still runs and checks."""
+    import importlib.metadata as md
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {re.sub(r"[-_.]+", "-", re.split(r"[ ;<>=!~\[]", spec)[0]).lower()
+                for spec in project["dependencies"]} - {"numpy"}
+    blocked = sorted({module for module, dists in md.packages_distributions().items()
+                      if any(re.sub(r"[-_.]+", "-", d).lower() in declared for d in dists)
+                      and not module.startswith("_")})
+    assert {"ray", "tensorflow", "matplotlib", "yaml", "PIL", "h5py", "music21", "skimage"} <= set(blocked)
     code = (f"import sys\nsys.modules.update(dict.fromkeys({blocked!r}))\n"   # None: ImportError
             "from benchmarks import gpu_check\n"
             f"sys.exit(gpu_check.main(['--device', 'cpu', '--steps', '8', '--out', {str(tmp_path / 'gpu.json')!r}]))")
@@ -383,9 +423,32 @@ def test_a_gpu_learner_that_tensorflow_cannot_use_fails_clearly_in_one_line(ray_
     from rl.config import LearnerConfig, PolicyConfig
     from rl.learner import ReinforceLearner
 
+    if os.environ.get("CUDA_VISIBLE_DEVICES") != "":
+        pytest.skip("the session's Ray may offer GPUs here (LABRUN_TEST_GPUS=1)")
+
     with pytest.raises(devices.GpuUnusable) as err:
         RemoteLearner(ReinforceLearner, (4,), 2, PolicyConfig(), LearnerConfig(), seed=0, num_gpus=0)
     message = str(err.value)
     assert message.startswith("the learner's actor did not start: ") and "\n" not in message
     assert message.endswith("TensorFlow sees none (no CUDA libraries?); install them with: "
                             "pip install -e '.[cuda]', or set resources.learner_gpus: 0"), message
+
+
+@pytest.mark.slow   # TensorFlow's start-up and three labs' tracing: half a minute
+def test_the_tensorflow_gpu_check_runs_on_the_cpu(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check_tf", "--device", "cpu", "--steps", "8",
+                          "--out", str(tmp_path / "gpu_tf.json")], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    names = ["mnist_cnn", "music_lstm", "dbvae"]
+    assert [line.split(":")[0] for line in out.stdout.splitlines()[:3]] == [f"ok   {n}" for n in names]
+    result = json.loads((tmp_path / "gpu_tf.json").read_text())
+    assert result["passed"] and result["device"] == "cpu" and result["labs"]["music_lstm"]["note_kernel"] == "fused"
+    for name in names:
+        lab = result["labs"][name]
+        assert lab["steps"] == 8 and lab["on_device"] and lab["loss_fell"], (name, lab)
+    refused = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check_tf", "--out", str(tmp_path / "g.json")],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    if refused.returncode != 0:                                        # this machine has no GPU
+        assert refused.returncode == 2 and "error: --device gpu: TensorFlow" in refused.stderr
+        assert not (tmp_path / "g.json").exists()

@@ -14,6 +14,10 @@ from cluster.trackers import TrackedOutput
 from supervised.config import DbvaeConfig, IntroConfig, MnistConfig, MusicConfig
 
 Framework = Literal["tensorflow", "torch"]
+FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch"}
+FRAMEWORK_MODULES = {"tensorflow": "tensorflow", "torch": "torch"}   # what must be importable
+FRAMEWORK_INSTALL = {"tensorflow": "pip install -e .", "torch": "pip install -e '.[torch]'"}
+FRAMEWORK_EXTRAS = {"torch": "torch"}   # the optional dependencies (pyproject.toml) a framework needs
 
 
 @dataclass(frozen=True)

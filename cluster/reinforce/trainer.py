@@ -20,7 +20,7 @@ import numpy as np
 
 from cluster.config.rl_experiment import ExperimentConfig
 from cluster.config.schema import ConfigError
-from cluster.devices import enable_memory_growth, hide_gpus
+from cluster.devices import enable_memory_growth, hide_gpus_from_tensorflow
 from cluster.errors import ClusterError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
@@ -317,7 +317,7 @@ class Trainer:
             learner = RemoteLearner(ReinforceLearner, *args, seed=cfg.seed, num_gpus=gpus)
             self._event(f"learner on {learner.device}, in a Ray actor with {gpus:g} GPU(s)")
         else:
-            hide_gpus()   # given none: TensorFlow here must not open CUDA on the machine's GPUs
+            hide_gpus_from_tensorflow()   # given none: not CUDA on the machine's GPUs either
             enable_memory_growth()
             from rl.learner import ReinforceLearner
 

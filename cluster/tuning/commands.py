@@ -23,6 +23,7 @@ from cluster.signals import StopSignals
 from cluster.tuning.results import summarise
 from cluster.tuning.runner import run_trials
 from cluster.tuning.study import BEST_FILE, PLOT_FILE, RESULTS_FILE, STUDY_FILE, Study
+from cluster.tuning.trainable import DEVICE_FILE
 
 
 def train(lab: Any, cfg: Any, runs_dir: str | None, address: str | None, source: str = "") -> int:
@@ -133,7 +134,9 @@ def _files_table(study: Study, loggers: tuple[str, ...] = ()) -> Table:
     outputs = Table(show_header=False)
     stored = [("stored at", f"{study.location} (Tune's trials, checkpoints and TensorBoard files; "
                             f"copies of the files above)")] if study.storage else []
-    for key, value in (("folder", study.folder), ("results", study.folder / RESULTS_FILE),
+    devices = sorted({p.read_text().strip() for p in study.folder.glob(f"*/{DEVICE_FILE}")})
+    for key, value in (("trained on", "; ".join(devices) or "-"),
+                       ("folder", study.folder), ("results", study.folder / RESULTS_FILE),
                        ("best config", study.folder / BEST_FILE),
                        ("comparison", study.folder / PLOT_FILE), *stored,
                        ("tensorboard", f"labrun tensorboard {study.folder}" if not study.storage
@@ -163,7 +166,10 @@ def generate(run_dir: str, songs: int, temperature: float | None, length: int | 
         folder = find_checkpoint(run_dir)
     except CheckpointNotFound as err:
         raise UsageError(str(err)) from None
-    rnn, vocab, counters = load_generator(folder)
+    try:
+        rnn, vocab, counters = load_generator(folder)
+    except ValueError as err:   # not a music model's, refused by weights_only, PyTorch missing
+        raise UsageError(str(err)) from None
     saved = counters.get("generation", {})
     target = Path(out) if out else Path(run_dir) / "generated"
     renderer = find_renderer()

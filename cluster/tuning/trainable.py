@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.config import schema
+from cluster.config.lab_experiments import FRAMEWORK_INSTALL
 from cluster.config.sweep import nested
 from cluster.devices import GpuUnusable, place_trial
 from cluster.tensorboard_layout import TUNE_PREFIX, write_layout
@@ -55,11 +56,17 @@ def lab_trainable(config: dict[str, Any], lab: Any) -> None:
     cfg = schema.from_dict(lab.experiment, data, source="trial")
     trial_dir = Path(tune.get_context().get_trial_dir())
     try:   # the device first: before the framework touches a GPU this trial was not given
-        device = place_trial(cfg.framework, len(ray.get_gpu_ids()), cfg.trial.cpus)
-        (trial_dir / DEVICE_FILE).write_text(f"{cfg.framework} on {device}\n")
+        gpu_ids = ray.get_gpu_ids()
+        share = cfg.trial.gpus if isinstance(cfg.trial.gpus, float) else float(bool(gpu_ids))
+        device = place_trial(cfg.framework, len(gpu_ids), cfg.trial.cpus, share)
         runner: Lab = lab.runner_class(cfg.framework)(getattr(cfg, lab.name), seed=cfg.seed)
     except PERMANENT_ON_START as err:
         return fail_permanently(trial_dir, err)
+    except ModuleNotFoundError as err:   # the framework is not installed where the trial runs
+        return fail_permanently(trial_dir, ModuleNotFoundError(
+            f"{err} where this trial runs; install it with: {FRAMEWORK_INSTALL[cfg.framework]}"))
+    how = runner.describe()
+    (trial_dir / DEVICE_FILE).write_text(f"{cfg.framework} on {device}{'; ' + how if how else ''}\n")
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
