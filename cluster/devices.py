@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+LEARNER_CPUS = 1.0   # what a GPU learner's actor reserves beside its GPU (its host-side work)
+
 
 class GpuUnusable(RuntimeError):
     """A process was given a GPU that its framework cannot use (no CUDA build, no driver)."""

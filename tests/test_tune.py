@@ -170,7 +170,8 @@ def test_an_rl_trial_reserves_its_workers_in_one_placement_group():
 
     cfg = trial_config({"rollout": {"num_workers": 3}, "resources": {"cpus_per_worker": 0.5,
                                                                      "learner_gpus": 0.25}}, {})
-    assert bundles(cfg) == [{"CPU": 1.0}, {"CPU": 0.5}, {"CPU": 0.5}, {"CPU": 0.5}, {"GPU": 0.25}]
+    assert bundles(cfg) == [{"CPU": 1.0}, {"CPU": 0.5}, {"CPU": 0.5}, {"CPU": 0.5},
+                            {"CPU": 1.0, "GPU": 0.25}]                # the learner's: a CPU beside its GPU
     auto = {"resources": {"learner_gpus": "auto"}}
     assert resolve_gpus(auto, cluster_gpus=0)["resources"]["learner_gpus"] == 0.0
     assert resolve_gpus(auto, cluster_gpus=2)["resources"]["learner_gpus"] == 1.0

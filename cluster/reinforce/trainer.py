@@ -20,7 +20,7 @@ import numpy as np
 
 from cluster.config.rl_experiment import ExperimentConfig
 from cluster.config.schema import ConfigError
-from cluster.devices import enable_memory_growth, hide_gpus_from_tensorflow
+from cluster.devices import LEARNER_CPUS, enable_memory_growth, hide_gpus_from_tensorflow
 from cluster.errors import ClusterError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
@@ -306,15 +306,14 @@ class Trainer:
         """The learner, restored from the checkpoint being resumed. Built after the workers, so
         that their processes start while TensorFlow loads here."""
         cfg = self.cfg
-        gpus = cfg.resources.learner_gpus
-        if gpus == "auto":
-            gpus = 1.0 if RaySession.resources().get("GPU", 0) >= 1 else 0.0
+        gpus = self._learner_gpus()
         args = (self.obs_shape, self.num_actions, cfg.policy, cfg.learner)
         if gpus:
             from cluster.reinforce.workers import RemoteLearner
             from rl.learner import ReinforceLearner
 
-            learner = RemoteLearner(ReinforceLearner, *args, seed=cfg.seed, num_gpus=gpus)
+            learner = RemoteLearner(ReinforceLearner, *args, seed=cfg.seed, num_gpus=gpus,
+                                    num_cpus=LEARNER_CPUS)
             self._event(f"learner on {learner.device}, in a Ray actor with {gpus:g} GPU(s)")
         else:
             hide_gpus_from_tensorflow()   # given none: not CUDA on the machine's GPUs either
@@ -340,9 +339,17 @@ class Trainer:
         self.startup_s = self.startup.phases["first_iteration"][1]
         self._event(self.startup.line())
 
+    def _learner_gpus(self) -> float:
+        """``resources.learner_gpus``, ``auto`` decided: one GPU when the cluster has one."""
+        gpus = self.cfg.resources.learner_gpus
+        if gpus == "auto":
+            return 1.0 if RaySession.resources().get("GPU", 0) >= 1 else 0.0
+        return float(gpus)
+
     def _num_workers(self) -> int:
         """``rollout.num_workers`` (or as many as fit: ``auto``), sized against the cluster's
-        free CPUs (others' work may hold some); in a sweep trial its placement group holds them."""
+        free CPUs (others' work may hold some) less the one a GPU learner's actor takes; in a
+        sweep trial its placement group holds them."""
         import ray
 
         n = self.cfg.rollout.num_workers
@@ -351,6 +358,9 @@ class Trainer:
         in_group = ray.util.get_current_placement_group() is not None
         free = total if in_group else min(total, ray.available_resources().get("CPU", 0.0))
         busy = "" if free >= total else f" free of {total:g} (others' work holds the rest)"
+        if self._learner_gpus() and not in_group:   # the learner's actor: LEARNER_CPUS of them
+            free -= LEARNER_CPUS
+            busy += f", less {LEARNER_CPUS:g} for the GPU learner's actor"
         if n == "auto":
             if free < per_worker:
                 raise ClusterError(f"no free CPUs for a rollout worker: the Ray cluster has "

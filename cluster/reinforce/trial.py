@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from cluster.config import schema
 from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment
 from cluster.config.sweep import nested
+from cluster.devices import LEARNER_CPUS
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import CONFIG_FILE
@@ -45,7 +46,7 @@ def bundles(cfg: ExperimentConfig) -> list[dict[str, float]]:
     gpus = cfg.resources.learner_gpus
     out = [head] + [{"CPU": float(cfg.resources.cpus_per_worker)} for _ in range(workers)]
     if gpus:  # "auto" was resolved before the trials started
-        out.append({"GPU": float(gpus)})  # the learner's actor: num_cpus=0, num_gpus=gpus
+        out.append({"CPU": LEARNER_CPUS, "GPU": float(gpus)})  # the learner's actor
     return out
 
 

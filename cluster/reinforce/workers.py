@@ -12,7 +12,7 @@ from typing import Any, Callable
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
-from cluster.devices import GpuUnusable, enable_memory_growth
+from cluster.devices import LEARNER_CPUS, GpuUnusable, enable_memory_growth
 from rl.rollout import RolloutWorker
 from rl.trajectory import Trajectories
 
@@ -199,9 +199,12 @@ class RemoteLearner:
     """A learner in its own Ray actor (to hold GPUs); same methods as the local one, blocking.
     Built, it has checked that TensorFlow uses the actor's GPU: ``device`` names it."""
 
-    def __init__(self, learner_cls: type, *args: Any, num_gpus: float, **kwargs: Any):
+    def __init__(self, learner_cls: type, *args: Any, num_gpus: float, num_cpus: float = LEARNER_CPUS,
+                 **kwargs: Any):
         self._learner_cls = learner_cls
-        self._actor = ray.remote(num_cpus=0, num_gpus=num_gpus, max_restarts=0)(_OnDevice).remote(
+        # a CPU of its own besides the GPU: the host side of each update (batches in, the
+        # optimizer's bookkeeping) competes with no rollout worker for it
+        self._actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(_OnDevice).remote(
             learner_cls, *args, **kwargs)
         try:
             self.device: str = ray.get(self._actor.where.remote())
