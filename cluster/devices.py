@@ -10,6 +10,7 @@ know whether they share one.
 from __future__ import annotations
 
 import os
+import subprocess
 
 LEARNER_CPUS = 1.0   # what a GPU learner's actor reserves beside its GPU (its host-side work)
 
@@ -44,8 +45,9 @@ def place_trial(framework: str, gpus: int, cpus: float, gpu_share: float = 1.0) 
     CUDA_VISIBLE_DEVICES Ray has set), ``cpus``, and ``gpu_share``, the fraction of its GPU the
     trial asked for (``trial.gpus: 0.5``); returns the device it trains on, in words. None
     given: GPUs hidden. Some given but unusable: GpuUnusable, with what to install. A share
-    below 1 caps PyTorch's memory at that fraction of the GPU's; TensorFlow's trials grow into
-    memory as they need it (memory growth), uncapped."""
+    below 1 caps the trial's memory at that fraction of the GPU's (PyTorch's allocator; a
+    TensorFlow logical device of that size, where nvidia-smi tells the GPU's memory); a whole GPU
+    is TensorFlow's with memory growth, PyTorch's uncapped."""
     if gpus == 0:
         hide_gpus()
     share = f", {gpu_share:g} of it" if 0 < gpu_share < 1 else ""
@@ -62,13 +64,34 @@ def place_trial(framework: str, gpus: int, cpus: float, gpu_share: float = 1.0) 
         if share:   # trials sharing a GPU: each within its fraction of the memory
             torch.cuda.set_per_process_memory_fraction(gpu_share, 0)
         return f"cuda:0 ({torch.cuda.get_device_name(0)}{share})"
-    names = enable_memory_growth()
+    import tensorflow as tf
+
+    seen = tf.config.list_physical_devices("GPU")
     if gpus == 0:
         return "cpu"
-    if not names:
+    if not seen:
         raise GpuUnusable(f"this trial was given {gpus} GPU(s) but TensorFlow sees none (no CUDA "
                           f"libraries?); install them with: pip install -e '.[cuda]'")
-    return f"{names[0]}{share}"
+    total = gpu_memory_mib() if share else None
+    if total:   # a share of a GPU: a logical device of that much memory (growth cannot go with it)
+        limit = int(total * gpu_share)
+        tf.config.set_logical_device_configuration(
+            seen[0], [tf.config.LogicalDeviceConfiguration(memory_limit=limit)])
+        return f"{seen[0].name}{share}, {limit} of {total} MiB"
+    enable_memory_growth()
+    return f"{seen[0].name}{share}{', memory uncapped (its size unknown)' if share else ''}"
+
+
+def gpu_memory_mib() -> int | None:
+    """The memory of the first GPU this process sees, in MiB, from nvidia-smi (CUDA_VISIBLE_DEVICES
+    names it as Ray set it); None where nvidia-smi cannot tell."""
+    first = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip()
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits",
+                              "-i", first], capture_output=True, text=True, timeout=20)
+        return int(out.stdout.split()[0]) if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
 
 
 def enable_memory_growth() -> list[str]:

@@ -247,6 +247,31 @@ def test_a_trial_given_a_gpu_keeps_it_and_a_share_caps_pytorchs_memory(restore_p
     assert capped == [(0.5, 0)]                                           # a whole GPU: no cap
 
 
+def test_a_tensorflow_trial_sharing_a_gpu_gets_a_logical_device_of_its_share(restore_process_state, monkeypatch):
+    """TensorFlow's GPU calls and nvidia-smi stood in for (no GPU here): what place_trial asks."""
+    import shutil
+
+    import tensorflow as tf
+
+    if shutil.which("nvidia-smi") is None:
+        assert devices.gpu_memory_mib() is None                          # unknown: no cap, said so
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    limits, grown = [], []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config, "set_logical_device_configuration",
+                        lambda device, configs: limits.append((device.name, configs[0].memory_limit)))
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda device, on: grown.append(on))
+    monkeypatch.setattr(devices, "gpu_memory_mib", lambda: 81_920)
+    assert devices.place_trial("tensorflow", gpus=1, cpus=1, gpu_share=0.25) == \
+        "/physical_device:GPU:0, 0.25 of it, 20480 of 81920 MiB"
+    assert limits == [("/physical_device:GPU:0", 20_480)] and grown == []   # no growth beside a limit
+    assert devices.place_trial("tensorflow", gpus=1, cpus=1, gpu_share=1.0) == "/physical_device:GPU:0"
+    assert grown == [True] and len(limits) == 1                           # a whole GPU: growth
+    monkeypatch.setattr(devices, "gpu_memory_mib", lambda: None)
+    assert devices.place_trial("tensorflow", gpus=1, cpus=1, gpu_share=0.5).endswith(
+        "0.5 of it, memory uncapped (its size unknown)")
+
+
 def test_a_trial_given_a_gpu_its_framework_cannot_use_fails_clearly(restore_process_state):
     if torch.cuda.is_available():
         pytest.skip("this machine has a usable GPU")
