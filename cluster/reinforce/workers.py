@@ -13,6 +13,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from cluster.devices import LEARNER_CPUS, GpuUnusable, enable_memory_growth
+from cluster.errors import ClusterError
 from rl.rollout import RolloutWorker
 from rl.trajectory import Trajectories
 
@@ -175,17 +176,17 @@ class WorkerGroup:
 
 
 class _OnDevice:
-    """Inside the learner's actor: TensorFlow's memory growth on and the GPU Ray gave it checked
-    (GpuUnusable if TensorFlow sees none: it would train on the CPU while holding the GPU), then
-    the learner built."""
+    """Inside the learner's actor: TensorFlow's memory growth on and, when Ray gave it ``gpus``,
+    a GPU checked (GpuUnusable if TensorFlow sees none: it would train on the CPU while holding
+    the GPU), then the learner built."""
 
-    def __init__(self, learner_cls: type, *args: Any, **kwargs: Any):
-        gpus = enable_memory_growth()
-        if not gpus:
+    def __init__(self, learner_cls: type, gpus: float, *args: Any, **kwargs: Any):
+        seen = enable_memory_growth()
+        if gpus and not seen:
             raise GpuUnusable("the learner's actor was given a GPU but TensorFlow sees none (no "
                               "CUDA libraries?); install them with: pip install -e '.[cuda]', or "
                               "set resources.learner_gpus: 0")
-        self.device = gpus[0]
+        self.device = seen[0] if gpus else "the CPU"
         self._learner = learner_cls(*args, **kwargs)
 
     def where(self) -> str:
@@ -195,9 +196,14 @@ class _OnDevice:
         return getattr(self._learner, name)(*args, **kwargs)
 
 
+class LearnerDidNotStart(ClusterError):
+    """The learner's actor failed while being built (a GPU it cannot use, a bad argument)."""
+
+
 class RemoteLearner:
     """A learner in its own Ray actor (to hold GPUs); same methods as the local one, blocking.
-    Built, it has checked that TensorFlow uses the actor's GPU: ``device`` names it."""
+    Built, it has checked that TensorFlow uses the actor's GPU: ``device`` names it;
+    LearnerDidNotStart, in one line, if the actor could not be built."""
 
     def __init__(self, learner_cls: type, *args: Any, num_gpus: float, num_cpus: float = LEARNER_CPUS,
                  **kwargs: Any):
@@ -205,11 +211,11 @@ class RemoteLearner:
         # a CPU of its own besides the GPU: the host side of each update (batches in, the
         # optimizer's bookkeeping) competes with no rollout worker for it
         self._actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(_OnDevice).remote(
-            learner_cls, *args, **kwargs)
+            learner_cls, num_gpus, *args, **kwargs)
         try:
             self.device: str = ray.get(self._actor.where.remote())
         except RayActorError as err:   # its constructor failed: say why, in one line
-            raise GpuUnusable(f"the learner's actor did not start: {_last_line(err)}") from None
+            raise LearnerDidNotStart(f"the learner's actor did not start: {_last_line(err)}") from None
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or not callable(getattr(self._learner_cls, name, None)):

@@ -55,6 +55,7 @@ def lab_trainable(config: dict[str, Any], lab: Any) -> None:
     data = schema.merge(config["experiment"], nested(config["overrides"]))
     cfg = schema.from_dict(lab.experiment, data, source="trial")
     trial_dir = Path(tune.get_context().get_trial_dir())
+    trial_dir.mkdir(parents=True, exist_ok=True)   # on a worker node Tune makes it only later
     try:   # the device first: before the framework touches a GPU this trial was not given
         gpu_ids = ray.get_gpu_ids()
         share = cfg.trial.gpus if isinstance(cfg.trial.gpus, float) else float(bool(gpu_ids))
