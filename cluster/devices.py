@@ -15,6 +15,14 @@ import subprocess
 LEARNER_CPUS = 1.0   # what a GPU learner's actor reserves beside its GPU (its host-side work)
 
 
+def gpus_for(requested: float | str, cluster_gpus: float) -> float:
+    """A request of GPUs (``trial.gpus``, ``resources.learner_gpus``) as a number: ``auto`` is one
+    GPU when the cluster has one alive now, else none (it never waits for an autoscaler)."""
+    if requested == "auto":
+        return 1.0 if cluster_gpus >= 1 else 0.0
+    return float(requested)
+
+
 class GpuUnusable(RuntimeError):
     """A process was given a GPU that its framework cannot use (no CUDA build, no driver)."""
 

@@ -38,6 +38,7 @@ from cluster.config.lab_experiments import (
 from cluster.config.rl_experiment import ExperimentConfig, check_env, check_sweep_trial
 from cluster.config.schema import ConfigError
 from cluster.config.sweep import Sweep, SweepConfig, candidate_values, check_space, nested
+from cluster.devices import gpus_for
 from cluster.quiet import import_quietly
 from cluster.reinforce import commands as reinforce_commands
 from cluster.reinforce import trial as reinforce_trial
@@ -185,9 +186,7 @@ class SupervisedLab:
         from ray import tune
 
         cfg = schema.from_dict(self.experiment, experiment)
-        gpus = cfg.trial.gpus
-        if gpus == "auto":
-            gpus = 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
+        gpus = gpus_for(cfg.trial.gpus, cluster.get("GPU", 0.0))
         trainable = tune.with_parameters(lab_trainable, lab=self)
         return TuneTrial(tune.with_resources(trainable, {"cpu": cfg.trial.cpus, "gpu": gpus}),
                          cfg.trial.max_failures, cfg.output.keep_checkpoints)

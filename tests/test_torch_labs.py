@@ -228,6 +228,11 @@ def restore_process_state(monkeypatch):
     torch.set_num_threads(threads)
 
 
+def test_auto_is_one_gpu_when_the_cluster_has_one_alive():
+    assert devices.gpus_for("auto", 0) == 0.0 and devices.gpus_for("auto", 0.5) == 0.0
+    assert devices.gpus_for("auto", 4) == 1.0 and devices.gpus_for(0.25, 0) == 0.25
+
+
 def test_a_trial_given_no_gpu_hides_them_and_uses_its_cpus(restore_process_state):
     assert devices.place_trial("torch", gpus=0, cpus=1) == "cpu (1 thread)"
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and torch.get_num_threads() == 1

@@ -20,7 +20,7 @@ import numpy as np
 
 from cluster.config.rl_experiment import ExperimentConfig
 from cluster.config.schema import ConfigError
-from cluster.devices import LEARNER_CPUS, enable_memory_growth, hide_gpus_from_tensorflow
+from cluster.devices import LEARNER_CPUS, enable_memory_growth, gpus_for, hide_gpus_from_tensorflow
 from cluster.errors import ClusterError
 from cluster.infra.session import RaySession
 from cluster.reinforce import checkpoint
@@ -306,7 +306,7 @@ class Trainer:
         """The learner, restored from the checkpoint being resumed. Built after the workers, so
         that their processes start while TensorFlow loads here."""
         cfg = self.cfg
-        gpus = self._learner_gpus()
+        gpus = gpus_for(cfg.resources.learner_gpus, RaySession.resources().get("GPU", 0.0))
         args = (self.obs_shape, self.num_actions, cfg.policy, cfg.learner)
         if gpus:
             from cluster.reinforce.workers import RemoteLearner
@@ -339,26 +339,19 @@ class Trainer:
         self.startup_s = self.startup.phases["first_iteration"][1]
         self._event(self.startup.line())
 
-    def _learner_gpus(self) -> float:
-        """``resources.learner_gpus``, ``auto`` decided: one GPU when the cluster has one."""
-        gpus = self.cfg.resources.learner_gpus
-        if gpus == "auto":
-            return 1.0 if RaySession.resources().get("GPU", 0) >= 1 else 0.0
-        return float(gpus)
-
     def _num_workers(self) -> int:
-        """``rollout.num_workers`` (or as many as fit: ``auto``), sized against the cluster's
-        free CPUs (others' work may hold some) less the one a GPU learner's actor takes; in a
-        sweep trial its placement group holds them."""
+        """``rollout.num_workers`` (``auto``: as many as fit) against the cluster's free CPUs less a
+        GPU learner's actor's; in a sweep trial its placement group holds them."""
         import ray
 
         n = self.cfg.rollout.num_workers
         per_worker = self.cfg.resources.cpus_per_worker
-        total = RaySession.resources().get("CPU", 0.0)
+        cluster = RaySession.resources()
+        total = cluster.get("CPU", 0.0)
         in_group = ray.util.get_current_placement_group() is not None
         free = total if in_group else min(total, ray.available_resources().get("CPU", 0.0))
         busy = "" if free >= total else f" free of {total:g} (others' work holds the rest)"
-        if self._learner_gpus() and not in_group:   # the learner's actor: LEARNER_CPUS of them
+        if not in_group and gpus_for(self.cfg.resources.learner_gpus, cluster.get("GPU", 0.0)):
             free -= LEARNER_CPUS
             busy += f", less {LEARNER_CPUS:g} for the GPU learner's actor"
         if n == "auto":

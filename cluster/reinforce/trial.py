@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from cluster.config import schema
 from cluster.config.rl_experiment import ExperimentConfig, check_env, dump_experiment
 from cluster.config.sweep import nested
-from cluster.devices import LEARNER_CPUS
+from cluster.devices import LEARNER_CPUS, gpus_for
 from cluster.reinforce import checkpoint
 from cluster.reinforce.console import ConsoleProgress
 from cluster.reinforce.outputs import CONFIG_FILE
@@ -55,7 +55,7 @@ def resolve_gpus(experiment: dict[str, Any], cluster_gpus: float) -> dict[str, A
     that the placement group and the trial's learner agree."""
     resources = dict(experiment.get("resources") or {})
     if resources.get("learner_gpus", 0) == "auto":
-        resources["learner_gpus"] = 1.0 if cluster_gpus >= 1 else 0.0
+        resources["learner_gpus"] = gpus_for("auto", cluster_gpus)
         return {**experiment, "resources": resources}
     return experiment
 
