@@ -248,7 +248,11 @@ def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tm
         assert followed.returncode == 0 and f"job {job}: SUCCEEDED" in followed.stdout, followed.stdout
         after = rows()
         epochs = [r["counters/epoch"] for r in after]
-        killed_at = len(before)
+        # The killed process's rows come first: at least those seen before the kill, maybe more,
+        # as the storage copy read above lags the trial by an epoch or two (seen in CI: two more).
+        killed_at = sum(r["pid"] == trial.pid for r in after)
+        assert killed_at >= len(before) and {r["pid"] for r in after[:killed_at]} == {trial.pid}
+        assert len(after) > killed_at and trial.pid not in {r["pid"] for r in after[killed_at:]}
         # Restored, not restarted: each epoch at most once, up to the last. The row of the epoch
         # reported just before the node died can be missing (seen once in CI: rows 1, 2, 4-8, the
         # trial continuing from epoch 3's checkpoint): Tune writes result.json on the driver and
@@ -256,8 +260,6 @@ def test_a_tune_trial_whose_node_dies_restarts_from_its_checkpoint_on_another(tm
         # storage copy (ray/tune/logger/logger.py, _restore_from_remote). Any other gap fails.
         assert epochs == sorted(set(epochs)) and epochs[-1] == 8, epochs
         assert set(range(1, 9)) - set(epochs) <= {killed_at + 1}, epochs
-        assert {r["pid"] for r in after[:killed_at]} == {trial.pid}
-        assert {r["pid"] for r in after[killed_at + 1:]}.isdisjoint({trial.pid})   # elsewhere now
     finally:
         run_cli("cluster", "down", env=env, timeout=120)
         if recorded:
