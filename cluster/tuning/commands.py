@@ -28,7 +28,7 @@ from cluster.tuning.trainable import DEVICE_FILE
 
 def train(lab: Any, cfg: Any, runs_dir: str | None, address: str | None, source: str = "") -> int:
     """``labrun train`` of a supervised lab: one Tune trial."""
-    lab.check(cfg, source)   # e.g. its framework not installed: exit 2 before Ray starts
+    lab.check(cfg, source)   # e.g. no version in its framework: exit 2 before Ray starts
     return run_study(Study.single(lab, cfg, runs_dir), lab, address)
 
 

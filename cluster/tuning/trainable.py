@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.config import schema
-from cluster.config.lab_experiments import FRAMEWORK_INSTALL
+from cluster.config.lab_experiments import FRAMEWORK_INSTALL, FRAMEWORK_MODULES
 from cluster.config.sweep import nested
 from cluster.devices import GpuUnusable, place_trial
 from cluster.tensorboard_layout import TUNE_PREFIX, write_layout
@@ -64,6 +64,8 @@ def lab_trainable(config: dict[str, Any], lab: Any) -> None:
     except PERMANENT_ON_START as err:
         return fail_permanently(trial_dir, err)
     except ModuleNotFoundError as err:   # the framework is not installed where the trial runs
+        if err.name != FRAMEWORK_MODULES[cfg.framework]:
+            raise
         return fail_permanently(trial_dir, ModuleNotFoundError(
             f"{err} where this trial runs; install it with: {FRAMEWORK_INSTALL[cfg.framework]}"))
     how = runner.describe()
