@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from benchmarks.gpu_steps import REPO, find_data, report, synthetic_faces, timed_chunks
+from benchmarks.gpu_steps import REPO, find_data, report, synthetic_dbvae_batches, timed_chunks
 from supervised.config import DbvaeConfig, MnistConfig, MusicConfig
 from supervised.dbvae_torch import DbVae, dbvae_step, to_tensor
 from supervised.mnist_torch import TorchMnistLab
@@ -85,12 +85,6 @@ def dbvae(data: Path, device: torch.device, steps: int) -> dict:
     with seeded(0):
         model = DbVae(cfg.latent_dim, cfg.n_filters, 64).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rng = np.random.default_rng(0)
-
-    def batches() -> Iterator:
-        while True:
-            x, y = synthetic_faces(rng, cfg.batch_size)
-            yield x, y, rng.standard_normal((len(x), cfg.latent_dim), dtype=np.float32)
 
     def fit(chunk: Iterator) -> float:
         total = torch.zeros((), device=device)
@@ -100,7 +94,7 @@ def dbvae(data: Path, device: torch.device, steps: int) -> dict:
             total += stats[0] / len(x)
         return total.item()
 
-    return measure(model, fit, batches(), steps, device)
+    return measure(model, fit, synthetic_dbvae_batches(cfg.batch_size, cfg.latent_dim), steps, device)
 
 
 CHECKS = {"mnist_cnn": mnist_cnn, "music_lstm": music_lstm, "dbvae": dbvae}

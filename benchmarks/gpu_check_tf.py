@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from benchmarks.gpu_steps import REPO, find_data, report, synthetic_faces, timed_chunks
+from benchmarks.gpu_steps import REPO, find_data, report, synthetic_dbvae_batches, timed_chunks
 
 RESULTS = REPO / "benchmarks" / "results" / "gpu_tf.json"
 
@@ -102,12 +102,6 @@ def dbvae(data: Path, device: str, steps: int) -> dict:
         optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
         optimizer.build(model.trainable_variables)
     step = tf.function(lambda x, y, eps: dbvae_step(model, optimizer, x, y, eps, cfg.kl_weight))
-    rng = np.random.default_rng(0)
-
-    def batches() -> Iterator:
-        while True:
-            x, y = synthetic_faces(rng, cfg.batch_size)
-            yield x, y, rng.standard_normal((len(x), cfg.latent_dim), dtype=np.float32)
 
     def fit(chunk: Iterator) -> float:
         total = tf.zeros([])
@@ -115,7 +109,8 @@ def dbvae(data: Path, device: str, steps: int) -> dict:
             total += step(x, y, eps)[0] / len(x)
         return float(total)
 
-    return measure(model.variables, fit, batches(), steps, device)
+    return measure(model.variables, fit, synthetic_dbvae_batches(cfg.batch_size, cfg.latent_dim), steps,
+                   device)
 
 
 CHECKS = {"mnist_cnn": mnist_cnn, "music_lstm": music_lstm, "dbvae": dbvae}

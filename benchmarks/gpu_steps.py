@@ -49,6 +49,14 @@ def synthetic_faces(rng: np.random.Generator, batch: int, size: int = 64) -> tup
     return x.astype(np.float32), (np.arange(batch) < faces).astype(np.float32)
 
 
+def synthetic_dbvae_batches(batch_size: int, latent_dim: int, seed: int = 0) -> Iterator:
+    """Endless DB-VAE steps' inputs: ``synthetic_faces`` and the VAE's noise [B, latent_dim]."""
+    rng = np.random.default_rng(seed)
+    while True:
+        x, y = synthetic_faces(rng, batch_size)
+        yield x, y, rng.standard_normal((len(x), latent_dim), dtype=np.float32)
+
+
 def timed_chunks(fit: Callable[[Iterator], float], batches: Iterator, steps: int,
                  before_timing: Callable[[], None] = lambda: None, chunks: int = 4) -> dict:
     """``steps`` steps of ``fit`` (a lab's training loop over batches, giving the sum of its

@@ -472,3 +472,23 @@ def test_a_learner_actor_that_cannot_be_built_says_why_in_one_line(ray_client):
     message = str(err.value)
     assert message.startswith("the learner's actor did not start: ") and "\n" not in message
     assert message.endswith("AttributeError: 'NoneType' object has no attribute 'conv'"), message
+
+@pytest.mark.slow   # TensorFlow's start-up and three labs' tracing: half a minute
+def test_the_tensorflow_gpu_check_runs_on_the_cpu(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check_tf", "--device", "cpu", "--steps", "8",
+                          "--out", str(tmp_path / "gpu_tf.json")], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    names = ["mnist_cnn", "music_lstm", "dbvae"]
+    assert [line.split(":")[0] for line in out.stdout.splitlines()[:3]] == [f"ok   {n}" for n in names]
+    result = json.loads((tmp_path / "gpu_tf.json").read_text())
+    assert result["passed"] and result["device"] == "cpu" and result["labs"]["music_lstm"]["note_kernel"] == "fused"
+    for name in names:
+        lab = result["labs"][name]
+        assert lab["steps"] == 8 and lab["on_device"] and lab["loss_fell"], (name, lab)
+    refused = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check_tf", "--out", str(tmp_path / "g.json")],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    if refused.returncode != 0:                                        # this machine has no GPU
+        assert refused.returncode == 2 and "error: --device gpu: TensorFlow" in refused.stderr
+        assert not (tmp_path / "g.json").exists()
+
