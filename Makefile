@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench bench-pong bench-music bench-music-torch install clean
+.PHONY: run test test-fast lint bench bench-pong bench-pong-seeds bench-music bench-music-torch install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 ## bench-pong: set up, then Pong learning under sticky actions to 20 M and 40 M frames, each evaluated over 20 unseen games (~35 minutes on 2 quiet CPUs; into pong.json)
 bench-pong: $(STAMP)
 	$(BIN)/python -m benchmarks.run pong-learning
+
+## bench-pong-seeds: set up, then the Pong learning config and its variants with 3 seeds each to 20 M frames, evaluated like bench-pong (~2 hours; continues an interrupted run; into pong_seeds.json)
+bench-pong-seeds: $(STAMP)
+	$(BIN)/python -m benchmarks.run pong-seeds
 
 ## bench-music: set up, then the music LSTM's default budget and 100 sampled tunes (into supervised.json)
 bench-music: $(STAMP)

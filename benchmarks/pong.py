@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -209,12 +210,15 @@ def _finish(proc: subprocess.Popen, what: str) -> None:
 def evaluate_run(run_dir: Path, label: str, settings: dict[str, list[str]]) -> dict[str, dict]:
     """``labrun eval`` of the run's final checkpoint, EVAL_GAMES games on EVAL_SEED (games no
     rollout worker played: workers' seeds derive from the run seed and their index), one
-    process per setting, two at a time; {setting: eval.json}."""
-    results, names = {}, list(settings)
+    process per setting, two at a time; {setting: eval.json}. A setting whose eval_<label>_<name>
+    .json the run already holds is read, not played again (an interrupted benchmark)."""
+    files = {name: run_dir / f"eval_{label}_{name}.json" for name in settings}
+    results = {name: json.loads(f.read_text()) for name, f in files.items() if f.is_file()}
+    names = [name for name in settings if name not in results]
     for i in range(0, len(names), 2):
         procs = {}
         for name in names[i:i + 2]:
-            out = run_dir / f"eval_{label}_{name}.json"
+            out = files[name]
             procs[name] = (out, _labrun("eval", str(run_dir), "--episodes", str(EVAL_GAMES),
                                         "--seed", str(EVAL_SEED), "--out", str(out),
                                         *settings[name]))
@@ -228,6 +232,33 @@ STICKY = ["--set", "env.repeat_action_probability=0.25"]
 DETERMINISTIC = ["--set", "env.repeat_action_probability=0"]
 
 
+def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
+    """The run in ``runs``, trained under sticky actions to at least ``frames`` emulator frames:
+    ``labrun train CONFIG`` with ``sets`` (``key=value`` overrides) when ``runs`` holds none,
+    else continued from its last checkpoint when it stopped short (an interrupted benchmark, or
+    a second leg). Its config keeps the ``sets``, so a continued run trains the same way."""
+    from cluster.reinforce import checkpoint
+    from rl.envs import frameskip
+
+    skip = frameskip(_load(CONFIG).env)
+    runs.mkdir(parents=True, exist_ok=True)
+    found = lambda: sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
+    if not found():
+        print(f"training {CONFIG} {' '.join(sets)} to {frames:,} frames in {runs}", flush=True)
+        overrides = [arg for kv in sets for arg in ("--set", kv)]
+        _finish(_labrun("train", CONFIG, "--runs-dir", str(runs), "--set", "stop.mean_return=null",
+                        "--set", f"stop.env_steps={frames // skip}",
+                        "--set", "output.video_every=null", "--set", "output.checkpoint_every=20",
+                        *overrides), "labrun train")
+    run_dir = found()[-1]
+    steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
+    if steps < frames // skip:      # a kill cut it short, or the next leg
+        print(f"continuing {run_dir} from {steps * skip:,} to {frames:,} frames", flush=True)
+        _finish(_labrun("resume", str(run_dir), "--set", f"stop.env_steps={frames // skip}"),
+                "labrun resume")
+    return run_dir
+
+
 def run_learning() -> dict:
     """``make bench-pong``: the random baseline; CONFIG trained under sticky actions to 20 M
     emulator frames, evaluated; resumed to 40 M, evaluated again, also without sticky actions.
@@ -235,7 +266,6 @@ def run_learning() -> dict:
     The run lives in runs/bench-pong/ and each step is done once: an interrupted benchmark (a
     machine that went away after 30 M frames) continues where it stopped when run again, from
     the run's last checkpoint. Remove runs/bench-pong/ to start over."""
-    from cluster.reinforce import checkpoint
     from cluster.reinforce.outputs import read_metrics
     from rl.envs import frameskip
 
@@ -244,32 +274,13 @@ def run_learning() -> dict:
         raise RuntimeError(f"{CONFIG} must train under sticky actions")
     skip = frameskip(cfg.env)
     random_mean, random_returns = random_policy_return(CONFIG, RANDOM_GAMES)
-    runs = RUNS
-    runs.mkdir(parents=True, exist_ok=True)
-    found = sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
-    if not found:
-        print(f"training {CONFIG} to {FRAMES[0]:,} frames under sticky actions, in {runs}")
-        _finish(_labrun("train", CONFIG, "--runs-dir", str(runs), "--set", "stop.mean_return=null",
-                        "--set", f"stop.env_steps={FRAMES[0] // skip}",
-                        "--set", "output.video_every=null", "--set", "output.checkpoint_every=20"),
-                "labrun train")
-        found = sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
-    run_dir = found[-1]
     evals = {}
     for label, frames, settings in (
             ("20M", FRAMES[0], {"greedy": STICKY, "sampled": [*STICKY, "--sample"]}),
             ("40M", FRAMES[1], {"greedy": STICKY, "sampled": [*STICKY, "--sample"],
                                 "deterministic_greedy": DETERMINISTIC,
                                 "deterministic_sampled": [*DETERMINISTIC, "--sample"]})):
-        done = {name: run_dir / f"eval_{label}_{name}.json" for name in settings}
-        if all(p.is_file() for p in done.values()):
-            evals[label] = {name: json.loads(p.read_text()) for name, p in done.items()}
-            continue
-        steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
-        if steps < frames // skip:      # (also the first leg, when a kill cut it short)
-            print(f"continuing {run_dir.name} from {steps * skip:,} to {frames:,} frames")
-            _finish(_labrun("resume", str(run_dir), "--set", f"stop.env_steps={frames // skip}"),
-                    "labrun resume")
+        run_dir = train_to(RUNS, frames)       # nothing to do once the run has the frames
         evals[label] = evaluate_run(run_dir, label, settings)
     rows = read_metrics(run_dir)
     at_20 = evals["20M"]["greedy"]["eval/checkpoint_env_steps"]

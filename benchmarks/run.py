@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import cartpole, cluster, dbvae, mnist, pipeline, pong, scaling, supervised
+from benchmarks import cartpole, cluster, dbvae, mnist, pipeline, pong, pong_seeds, scaling, supervised
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (function, results file, table rows). pong-learning (~35 minutes) and pipeline join
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "cartpole": (cartpole.run, "cartpole", cartpole.table_rows),
     "pong": (pong.run, "pong", pong.table_rows),
     "pong-learning": (pong.run_learning, "pong", pong.table_rows),
+    "pong-seeds": (pong_seeds.run, "pong_seeds", pong_seeds.table_rows),
     "pipeline": (pipeline.run, "pong", pipeline.table_rows),
     "mnist": (mnist.run, "mnist", mnist.table_rows),
     "dbvae": (dbvae.run, "dbvae", dbvae.table_rows),
@@ -34,7 +35,7 @@ BENCHMARKS = {
     "music-torch": (supervised.run_music_torch, "supervised", supervised.table_rows),
     "music-check": (supervised.run_music_check, "supervised", supervised.table_rows),
 }
-DURATION = {"mnist-frameworks": "~12 minutes", "music-torch": "~20 minutes", "pong-learning": "~35 minutes", "music": "~40 minutes", "pipeline": "~10 minutes",
+DURATION = {"mnist-frameworks": "~12 minutes", "music-torch": "~20 minutes", "pong-learning": "~35 minutes", "pong-seeds": "~2 hours", "music": "~40 minutes", "pipeline": "~10 minutes",
             "scaling": "~6-10 minutes"}
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
 DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "music-check", "dbvae", "cluster",

@@ -1,0 +1,152 @@
+"""``make bench-pong-seeds``: does a change to the Pong learning config beat the spread between
+seeds?
+
+The config (``configs/pong_mlp.yaml``) and each variant in VARIANTS train with each of SEEDS to
+20 M emulator frames under sticky actions (``make bench-pong``'s first leg, plus the run seed and
+the variant's overrides); each final policy plays 20 games on seeds no rollout worker played,
+greedy and sampled, sticky actions on. Per variant: each seed's score, and the mean over seeds
+with its standard error, beside the config's. Into benchmarks/results/pong_seeds.json, with a
+plot of every run's training curve.
+
+A run takes 12-14 minutes on 2 quiet CPUs, nine in all (about two hours). Each lives in
+runs/bench-pong-seeds/<variant>/seed<N>/ and is trained and evaluated once: run again after an
+interruption, the benchmark continues where it stopped. Remove a run's folder to redo it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import pong
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "config": (),                                        # configs/pong_mlp.yaml as it is
+    "2_games_an_update": ("rollout.envs_per_worker=1",),  # twice the updates, half the batch
+    "entropy_0.01": ("learner.entropy_coef=0.01",),       # an entropy bonus
+}
+SEEDS = (0, 1, 2)
+RUNS = pong.REPO / "runs" / "bench-pong-seeds"
+FRAMES = pong.FRAMES[0]
+SETTINGS = {"greedy": pong.STICKY, "sampled": [*pong.STICKY, "--sample"]}
+
+
+def run_seed(variant: str, seed: int) -> dict:
+    """One run of ``variant`` with ``seed``, trained to FRAMES and evaluated (each step once)."""
+    from cluster.reinforce.outputs import read_metrics
+    from rl.envs import frameskip
+
+    skip = frameskip(pong._load(pong.CONFIG).env)
+    run_dir = pong.train_to(RUNS / variant / f"seed{seed}", FRAMES,
+                            (f"seed={seed}", *VARIANTS[variant]))
+    evals = pong.evaluate_run(run_dir, "20M", SETTINGS)
+    at = evals["greedy"]["eval/checkpoint_env_steps"]
+    rows = [r for r in read_metrics(run_dir) if r["counters/env_steps"] <= at]
+    return {
+        "run_dir": str(run_dir.relative_to(pong.REPO)),
+        "greedy": round(evals["greedy"]["eval/episode_return_mean"], 2),
+        "greedy_stderr": round(evals["greedy"]["eval/episode_return_stderr"], 2),
+        "sampled": round(evals["sampled"]["eval/episode_return_mean"], 2),
+        "sampled_stderr": round(evals["sampled"]["eval/episode_return_stderr"], 2),
+        "frames": int(at * skip),
+        "train_minutes": round(rows[-1]["time/train_s"] / 60, 1),
+        "updates": int(rows[-1]["counters/iteration"]),
+        "games": int(rows[-1]["counters/episodes"]),
+    }
+
+
+def over_seeds(values: list[float]) -> dict:
+    """Mean, standard deviation (n-1) and standard error of per-seed scores."""
+    v = np.asarray(values, float)
+    std = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+    return {"mean": round(float(v.mean()), 2), "std": round(std, 2),
+            "stderr": round(std / np.sqrt(len(v)), 2), "min": float(v.min()), "max": float(v.max())}
+
+
+def summarize(per_variant: dict[str, dict[int, dict]]) -> dict:
+    """The JSON's variants: each seed's result, the scores over seeds, and the difference of the
+    greedy mean from the config's with the two standard errors combined."""
+    out = {}
+    base = over_seeds([r["greedy"] for r in per_variant["config"].values()])
+    for name, seeds in per_variant.items():
+        greedy = over_seeds([r["greedy"] for r in seeds.values()])
+        out[name] = {
+            "overrides": list(VARIANTS[name]),
+            "seeds": {str(s): r for s, r in seeds.items()},
+            "greedy_over_seeds": greedy,
+            "sampled_over_seeds": over_seeds([r["sampled"] for r in seeds.values()]),
+            "greedy_minus_config": round(greedy["mean"] - base["mean"], 2),
+            "greedy_minus_config_stderr": round(float(np.hypot(greedy["stderr"], base["stderr"])), 2),
+        }
+    return out
+
+
+def run() -> dict:
+    """Every variant with every seed (continuing what an earlier call left), then the summary."""
+    per_variant: dict[str, dict[int, dict]] = {}
+    for name in VARIANTS:
+        for seed in SEEDS:
+            per_variant.setdefault(name, {})[seed] = result = run_seed(name, seed)
+            print(f"{name} seed {seed}: {result['greedy']:+.2f} greedy, {result['sampled']:+.2f} "
+                  f"sampled ({result['train_minutes']} min)", flush=True)
+    curve = plot(per_variant, pong.RESULTS / "pong_seeds_curves.png")
+    return {
+        "config": pong.CONFIG,
+        "setup": f"{pong.CONFIG} plus each variant's overrides, seeds {list(SEEDS)}, trained to "
+                 f"{FRAMES:,} emulator frames under sticky actions (0.25); {pong.EVAL_GAMES} "
+                 f"evaluation games from seed {pong.EVAL_SEED} (never used in training), sticky "
+                 "actions on, greedy and sampled",
+        "frames": FRAMES,
+        "eval_games": pong.EVAL_GAMES,
+        "variants": summarize(per_variant),
+        "curve_png": str(curve.relative_to(pong.REPO)),
+    }
+
+
+def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
+    """Training return (last 20 games, sampled actions) against emulator frames, every run, one
+    colour a variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cluster.reinforce.outputs import read_metrics
+    from rl.envs import frameskip
+
+    skip = frameskip(pong._load(pong.CONFIG).env)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for colour, (name, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                     per_variant.items()):
+        for i, result in enumerate(seeds.values()):
+            rows = [r for r in read_metrics(pong.REPO / result["run_dir"])
+                    if r["counters/env_steps"] * skip <= result["frames"]]
+            ax.plot([r["counters/env_steps"] * skip / 1e6 for r in rows],
+                    [r["rollout/episode_return_mean"] for r in rows], color=colour, alpha=0.8,
+                    linewidth=1, label=name if i == 0 else None)
+    ax.axhline(18, color="grey", linestyle="--", label="solved (+18)")
+    ax.set_xlabel("emulator frames (millions)")
+    ax.set_ylabel("training return, last 20 games (sampled)")
+    ax.set_title(f"Pong under sticky actions, {pong.CONFIG} and variants, seeds {list(SEEDS)}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def table_rows(result: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, v in result["variants"].items():
+        seeds = ", ".join(f"{r['greedy']:+.2f}" for r in v["seeds"].values())
+        g, s = v["greedy_over_seeds"], v["sampled_over_seeds"]
+        rows.append((f"{name}: greedy, mean over seeds ({seeds})",
+                     f"{g['mean']:+.2f} ± {g['stderr']:.2f}", ""))
+        rows.append((f"{name}: sampled, mean over seeds", f"{s['mean']:+.2f} ± {s['stderr']:.2f}", ""))
+        if name != "config":
+            rows.append((f"{name} minus config, greedy",
+                         f"{v['greedy_minus_config']:+.2f} ± {v['greedy_minus_config_stderr']:.2f}", ""))
+    return rows
