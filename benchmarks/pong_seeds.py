@@ -76,9 +76,11 @@ def summarize(per_variant: dict[str, dict[int, dict]]) -> dict:
             "seeds": {str(s): r for s, r in seeds.items()},
             "greedy_over_seeds": greedy,
             "sampled_over_seeds": over_seeds([r["sampled"] for r in seeds.values()]),
-            "greedy_minus_config": round(greedy["mean"] - base["mean"], 2),
-            "greedy_minus_config_stderr": round(float(np.hypot(greedy["stderr"], base["stderr"])), 2),
         }
+        if name != "config":
+            out[name]["greedy_minus_config"] = round(greedy["mean"] - base["mean"], 2)
+            out[name]["greedy_minus_config_stderr"] = round(float(np.hypot(greedy["stderr"],
+                                                                          base["stderr"])), 2)
     return out
 
 
