@@ -329,11 +329,9 @@ def plot_learning(rows: list[dict], skip: int, random_mean: float,
                   evals: dict[str, tuple[float, float]], path: Path) -> Path:
     """Training return (last 20 games, sampled, sticky) against emulator frames and against
     minutes, the greedy sticky evaluations marked."""
-    import matplotlib
+    from benchmarks.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     frames = [r["counters/env_steps"] * skip / 1e6 for r in rows]
     minutes = [r["time/train_s"] / 60 for r in rows]
     returns = [r["rollout/episode_return_mean"] for r in rows]
@@ -352,11 +350,7 @@ def plot_learning(rows: list[dict], skip: int, random_mean: float,
     axes[0].set_ylabel("episode return (points won - lost)")
     axes[0].legend(loc="upper left", fontsize=7)
     fig.suptitle(f"Pong under sticky actions (0.25), REINFORCE, {CONFIG}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def table_rows(result: dict) -> list[tuple[str, str, str]]:

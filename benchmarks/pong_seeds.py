@@ -109,15 +109,12 @@ def run() -> dict:
 def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
     """Training return (last 20 games, sampled actions) against emulator frames, every run, one
     colour a variant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from benchmarks.figures import pyplot, save
     from cluster.reinforce.outputs import read_metrics
     from rl.envs import frameskip
 
     skip = frameskip(pong._load(pong.CONFIG).env)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for colour, (name, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
                                      per_variant.items()):
@@ -133,11 +130,7 @@ def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
     ax.set_title(f"Pong under sticky actions, {pong.CONFIG} and variants, seeds {list(SEEDS)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def table_rows(result: dict) -> list[tuple[str, str, str]]:

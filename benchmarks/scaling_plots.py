@@ -5,26 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    fig.clf()
-    return path
+from benchmarks.figures import pyplot, save
 
 
 def plot_sampling(by_workers: dict, by_envs: dict, cores: int, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=100)
     for row, (name, unit, label) in enumerate((("cartpole", "steps_per_s", "env steps/s"),
                                                ("pong_mlp", "frames_per_s", "emulator frames/s"))):
@@ -46,11 +31,11 @@ def plot_sampling(by_workers: dict, by_envs: dict, cores: int, path: Path) -> Pa
         for ax in axes[row]:
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_learner(learner: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (time_ax, mem_ax) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
     for family, points in learner.items():
         xs = [p["steps"] for p in points]
@@ -63,11 +48,11 @@ def plot_learner(learner: dict, path: Path) -> Path:
     for ax in (time_ax, mem_ax):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_driver(driver: list[dict], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     xs = [d["workers"] for d in driver]
     ax.plot(xs, [d["small_ms"] for d in driver], "o-", label="CartPole-sized batches (7 KB each)")
@@ -78,11 +63,11 @@ def plot_driver(driver: list[dict], path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_model(curves: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4.2), dpi=100)
     for ax, (name, curve) in zip(axes, curves.items()):
         ax.plot(curve["cores"], curve["ideal"], ":", color="grey", label="every worker always sampling")
@@ -94,7 +79,7 @@ def plot_model(curves: dict, path: Path) -> Path:
                ylabel=curve["unit"], title=f"{name}: modelled, GPU learner")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_all(by_workers: dict, by_envs: dict, learner: dict, driver: list[dict], curves: dict,

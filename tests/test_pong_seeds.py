@@ -47,3 +47,27 @@ def test_every_variant_is_a_valid_config_trained_under_sticky_actions(variant):
     # ConfigError on an unknown key or a bad value
     cfg = load_experiment(pong.REPO / pong.CONFIG, ("seed=2", *pong_seeds.VARIANTS[variant]))
     assert cfg.seed == 2 and cfg.env.repeat_action_probability == 0.25
+
+
+def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_figure(
+        tmp_path, monkeypatch):
+    from benchmarks import figures
+
+    per_variant = {}
+    for name in ("config", "entropy_0.01"):
+        for seed in (0, 1):
+            run = tmp_path / name / str(seed)
+            run.mkdir(parents=True)
+            rows = [{"counters/env_steps": s, "rollout/episode_return_mean": -21.0 + s / 100}
+                    for s in (100, 200, 300)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            per_variant.setdefault(name, {})[seed] = {"run_dir": str(run), "frames": 200 * 5}
+    drawn, save = [], figures.save
+    monkeypatch.setattr(figures, "save", lambda fig, path: (
+        drawn.extend(list(line.get_xdata()) for line in fig.axes[0].get_lines()), save(fig, path))[1])
+    open_before = figures.pyplot().get_fignums()
+    path = pong_seeds.plot(per_variant, tmp_path / "plots" / "seeds.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figures.pyplot().get_fignums() == open_before
+    # 4 runs cut at their 1,000 evaluated frames (steps 100 and 200 at frameskip 5), then +18
+    assert drawn[:4] == [[0.0005, 0.001]] * 4 and len(drawn) == 5
