@@ -190,7 +190,7 @@ def random_policy_return(config: str, games: int) -> tuple[float, list[float]]:
     cfg = _load(config)
     worker = RolloutWorker(cfg.env, cfg.policy, RolloutConfig(envs_per_worker=games), seed=12_345)
     zeros = [np.zeros_like(w) for w in _random_weights(cfg, np.random.default_rng(0))]
-    returns = worker.sample(zeros).episode_returns.tolist()
+    returns = worker.sample(zeros).games().returns.tolist()
     worker.close()
     return float(np.mean(returns)), returns
 
@@ -332,6 +332,7 @@ def plot_learning(rows: list[dict], skip: int, random_mean: float,
     from benchmarks.figures import pyplot, save
 
     plt = pyplot()
+    rows = [r for r in rows if "rollout/episode_return_mean" in r]   # none before a game ends
     frames = [r["counters/env_steps"] * skip / 1e6 for r in rows]
     minutes = [r["time/train_s"] / 60 for r in rows]
     returns = [r["rollout/episode_return_mean"] for r in rows]

@@ -120,7 +120,8 @@ def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
                                      per_variant.items()):
         for i, result in enumerate(seeds.values()):
             rows = [r for r in read_metrics(pong.REPO / result["run_dir"])
-                    if r["counters/env_steps"] * skip <= result["frames"]]
+                    if r["counters/env_steps"] * skip <= result["frames"]
+                    and "rollout/episode_return_mean" in r]      # none before the first game ends
             ax.plot([r["counters/env_steps"] * skip / 1e6 for r in rows],
                     [r["rollout/episode_return_mean"] for r in rows], color=colour, alpha=0.8,
                     linewidth=1, label=name if i == 0 else None)

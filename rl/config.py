@@ -104,7 +104,14 @@ class RolloutConfig:
     """Environments each worker steps together, with one batched policy call per step."""
     episodes_per_env: int = field(default=1, metadata={"ge": 1})
     """Whole episodes per environment per sample, on average (an environment that finishes early
-    starts the next one); a batch holds num_workers x envs_per_worker x episodes_per_env episodes."""
+    starts the next one); a batch holds num_workers x envs_per_worker x episodes_per_env episodes.
+    Not used with steps_per_env."""
+    steps_per_env: int | None = field(default=None, metadata={"ge": 1})
+    """Instead of whole episodes: each environment plays at least this many steps a sample, then
+    stops at its next point (a nonzero reward) or episode end, and the game goes on in the next
+    sample; a batch holds about num_workers x envs_per_worker x steps_per_env steps however long
+    the games grow (Pong's grow 6x as the policy learns). Needs learner.reset_on_reward, so the
+    returns of a piece that ends at a point are exact (null: whole episodes)."""
     pipeline: bool = False
     """Overlap acting with learning: workers play the next batch with the weights they have while
     the learner updates on the last one, so the policy that acted lags by one update; the loss

@@ -3,7 +3,7 @@
 Call sequence::
 
     stats = EpisodeStats(window=100, atari=False)     # or with a checkpoint's window on resume
-    stats.add(batches)                                # the whole episodes of one iteration
+    stats.add(batches)                                # the games one iteration finished
     metrics = stats.metrics()                         # rollout/* keys, over the last `window`
     counters = stats.state()                          # for a checkpoint
 
@@ -37,16 +37,16 @@ class EpisodeStats:
         self.lost = deque(lost, maxlen=window)
 
     def add(self, batches: Sequence[Trajectories]) -> int:
-        """Adds the episodes of ``batches``; returns how many there were."""
+        """Adds the games that ended in ``batches``; returns how many there were."""
         episodes = 0
         for b in batches:
-            self.returns.extend(b.episode_returns.tolist())
-            self.lengths.extend(b.episode_lengths.tolist())
-            episodes += b.num_episodes
+            games = b.games()
+            self.returns.extend(games.returns.tolist())
+            self.lengths.extend(games.lengths.tolist())
+            episodes += len(games.returns)
             if self.atari:
-                won, lost = b.episode_points()
-                self.won.extend(won.tolist())
-                self.lost.extend(lost.tolist())
+                self.won.extend(games.won.tolist())
+                self.lost.extend(games.lost.tolist())
         return episodes
 
     def __len__(self) -> int:

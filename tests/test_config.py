@@ -92,6 +92,11 @@ BAD = [
      "policy.conv[0].strides: unknown key; expected one of: filters, kernel, stride"),
     (GOOD + "policy:\n  conv:\n    - {filters: 0, kernel: 5}\n", (),
      "policy.conv[0].filters: expected an integer >= 1, got 0"),
+    # pieces of games end at a point: only exact where the returns restart there
+    (GOOD, ("rollout.steps_per_env=500",), "rollout.steps_per_env: needs learner.reset_on_reward"),
+    (GOOD, ("rollout.steps_per_env=500", "learner.reset_on_reward=true", "rollout.episodes_per_env=2"),
+     "rollout.episodes_per_env: not used with rollout.steps_per_env"),
+    (GOOD, ("rollout.steps_per_env=0",), "rollout.steps_per_env: expected an integer >= 1, got 0"),
 ]
 
 

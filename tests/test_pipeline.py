@@ -3,6 +3,7 @@ learner's corrected update, and the loop's one-update lag (fake workers and lear
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from rl.config import LearnerConfig, PolicyConfig
-from rl.trajectory import Trajectories
+from rl.trajectory import Games, Trajectories
 
 tf = pytest.importorskip("tensorflow")
 
@@ -140,7 +141,8 @@ class FakeLearner:
         return {"weights": self.get_weights(), "optimizer": [], "num_updates": self.version}
 
 
-def run_loop(tmp_path: Path, monkeypatch, pipeline: bool) -> tuple[list, list[dict]]:
+def run_loop(tmp_path: Path, monkeypatch, pipeline: bool,
+             workers: type = FakeWorkers) -> tuple[list, list[dict]]:
     import ray
 
     from cluster.config.rl_experiment import check_env, load_experiment
@@ -157,7 +159,7 @@ def run_loop(tmp_path: Path, monkeypatch, pipeline: bool) -> tuple[list, list[di
     trainer = Trainer(cfg, tmp_path, obs_shape, num_actions,
                       progress=ConsoleProgress(1, Console(quiet=True)))
     log: list = []
-    assert trainer._loop(FakeWorkers(log), FakeLearner(log)).startswith("iteration budget")
+    assert trainer._loop(workers(log), FakeLearner(log)).startswith("iteration budget")
     trainer.outputs.close()
     return log, read_metrics(tmp_path)
 
@@ -184,3 +186,25 @@ def test_without_the_pipeline_every_batch_is_played_with_the_newest_weights(tmp_
     assert [e[0] for e in log[:6]] == ["submit", "collect", "update"] * 2
     assert [m["learner/policy_lag"] for m in metrics] == [0.0] * 4
     assert all(m["time/sample_s"] == m["time/wait_s"] for m in metrics)   # all of it waited
+
+
+class PiecesOfGames(FakeWorkers):
+    """Batches of pieces of games (``rollout.steps_per_env``): a game of return 3 and 7 steps
+    ends in every second batch only."""
+
+    def collect(self, deadline=None):
+        [b] = super().collect(deadline)
+        ends = sum(e[0] == "collect" for e in self.log) % 2 == 0
+        games = Games(*(np.asarray(v, dtype) for v, dtype in
+                        (([3.0], np.float32), ([7], np.int64), ([3], np.int64), ([0], np.int64))))
+        empty = Games(np.zeros(0, np.float32), *(np.zeros(0, np.int64),) * 3)
+        return [dataclasses.replace(b, finished=games if ends else empty)]
+
+
+def test_iterations_that_end_no_game_report_no_return_and_count_only_ended_games(tmp_path, monkeypatch):
+    _, metrics = run_loop(tmp_path, monkeypatch, pipeline=False, workers=PiecesOfGames)
+    assert [m["counters/env_steps"] for m in metrics] == [2, 4, 6, 8]
+    assert [m["counters/episodes"] for m in metrics] == [0, 1, 1, 2]
+    assert "rollout/episode_return_mean" not in metrics[0]
+    assert [m["rollout/episode_return_mean"] for m in metrics[1:]] == [3, 3, 3]
+    assert metrics[-1]["rollout/episode_length_mean"] == 7

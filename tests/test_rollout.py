@@ -1,8 +1,10 @@
+import gymnasium
 import numpy as np
 import pytest
 
 from rl.config import EnvConfig, PolicyConfig, RolloutConfig
 from rl.rollout import RolloutWorker
+from rl.trajectory import Trajectories
 
 
 def random_weights(seed=0):
@@ -38,12 +40,14 @@ def test_worker_index_and_generation_change_the_trajectories():
 
 def test_sample_returns_whole_episodes_back_to_back():
     batch = worker(envs=3, episodes=2).sample(random_weights())
-    assert batch.num_episodes == 6
+    assert len(batch.episode_lengths) == 6
     assert batch.episode_lengths.sum() == batch.num_steps == len(batch.obs) == len(batch.rewards)
     assert batch.obs.shape[1:] == (4,) and batch.obs.dtype == np.float32
     assert batch.actions.dtype == np.int32 and set(np.unique(batch.actions)) <= {0, 1}
     # CartPole pays 1 per step: each episode's return is its length
-    np.testing.assert_array_equal(batch.episode_returns, batch.episode_lengths)
+    games = batch.games()
+    np.testing.assert_array_equal(games.returns, batch.episode_lengths)
+    np.testing.assert_array_equal(games.lengths, batch.episode_lengths)
     # every episode starts from a reset state (CartPole starts within +-0.05)
     starts = np.cumsum(batch.episode_lengths) - batch.episode_lengths
     assert np.all(np.abs(batch.obs[starts]) <= 0.05)
@@ -124,9 +128,82 @@ def test_trajectories_returns_points_and_concatenation_by_hand():
                             np.asarray(rewards, np.float32), np.asarray(lengths, np.int64))
 
     batch = Trajectories.concat([part([0, 1, -1, 0, -1, -1], [4, 2]), part([1], [1])])
-    assert batch.num_steps == 7 and batch.num_episodes == 3
+    assert batch.num_steps == 7 and batch.finished is None
     np.testing.assert_array_equal(batch.episode_lengths, [4, 2, 1])
-    np.testing.assert_array_equal(batch.episode_returns, [0, -2, 1])
-    won, lost = batch.episode_points()
-    np.testing.assert_array_equal(won, [1, 0, 1])
-    np.testing.assert_array_equal(lost, [1, 2, 0])
+    games = batch.games()
+    np.testing.assert_array_equal(games.returns, [0, -2, 1])
+    np.testing.assert_array_equal(games.lengths, [4, 2, 1])
+    np.testing.assert_array_equal(games.won, [1, 0, 1])
+    np.testing.assert_array_equal(games.lost, [1, 2, 0])
+
+
+class Points(gymnasium.Env):
+    """A 10-step game scoring a point every 3 steps, lost, won, lost (rewards at t = 2, 5, 8);
+    the observation is the step t."""
+
+    observation_space = gymnasium.spaces.Box(0, 10, (1,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.float32([0]), {}
+
+    def step(self, action):
+        t, self.t = self.t, self.t + 1
+        reward = 0.0 if t % 3 != 2 else (1.0 if t == 5 else -1.0)
+        return np.float32([self.t]), reward, self.t == 10, False, {}
+
+
+gymnasium.register("LabrunPoints-v0", entry_point=Points)
+
+
+def points_worker(steps_per_env, envs=1):
+    weights = [np.zeros((1, 32), np.float32), np.zeros(32, np.float32),
+               np.zeros((32, 2), np.float32), np.zeros(2, np.float32)]
+    w = RolloutWorker(EnvConfig(id="LabrunPoints-v0"), PolicyConfig(),
+                      RolloutConfig(envs_per_worker=envs, steps_per_env=steps_per_env), seed=0)
+    w.set_weights(weights)
+    return w
+
+
+def test_steps_per_env_cuts_games_at_the_first_point_after_enough_steps_and_goes_on_next_time():
+    w = points_worker(steps_per_env=4)
+    first, second, third = w.sample(), w.sample(), w.sample()
+    # 4 steps played by t = 3; the next point is at t = 5, and the game goes on from t = 6
+    np.testing.assert_array_equal(first.obs[:, 0], [0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(first.episode_lengths, [6])
+    assert len(first.games().returns) == 0                          # no game ended yet
+    # the point at t = 8 comes before 4 steps: the piece runs on to the game's end at t = 9
+    np.testing.assert_array_equal(second.obs[:, 0], [6, 7, 8, 9])
+    games = second.games()
+    np.testing.assert_array_equal(games.returns, [-1])               # the whole game's return,
+    np.testing.assert_array_equal(games.lengths, [10])               # its steps and points,
+    np.testing.assert_array_equal(games.won, [1])                    # across both samples
+    np.testing.assert_array_equal(games.lost, [2])
+    np.testing.assert_array_equal(third.obs[:, 0], [0, 1, 2, 3, 4, 5])   # a new game
+
+
+def test_a_game_that_ends_before_steps_per_env_is_followed_by_a_new_one():
+    batch = points_worker(steps_per_env=12).sample()
+    np.testing.assert_array_equal(batch.obs[:, 0], [*range(10), 0, 1, 2])
+    np.testing.assert_array_equal(batch.episode_lengths, [10, 3])    # cut at the point at t = 2
+    np.testing.assert_array_equal(batch.games().lengths, [10])
+    np.testing.assert_array_equal(batch.behaviour_logp, np.full(13, np.log(0.5), np.float32))
+
+
+def test_pieces_cut_at_points_have_the_returns_of_the_whole_game():
+    """With returns restarting at each point, a game's pieces get exactly the returns the whole
+    game would: what makes the pieces plain REINFORCE."""
+    from rl.returns import episode_returns
+
+    w = points_worker(steps_per_env=2)
+    pieces = Trajectories.concat([w.sample() for _ in range(7)])      # two games and a bit
+    assert pieces.num_steps == 23 and len(pieces.episode_lengths) == 9
+    np.testing.assert_array_equal(pieces.games().lengths, [10, 10])
+    whole = episode_returns(pieces.rewards[:20], np.asarray([10, 10]), 0.9, reset_on_reward=True)
+    cut = episode_returns(pieces.rewards, pieces.episode_lengths, 0.9, reset_on_reward=True)
+    np.testing.assert_allclose(cut[:20], whole)
+    # without restarting at points, a piece's returns would miss the rest of its game
+    assert not np.allclose(episode_returns(pieces.rewards, pieces.episode_lengths, 0.9)[:20],
+                           episode_returns(pieces.rewards[:20], np.asarray([10, 10]), 0.9))

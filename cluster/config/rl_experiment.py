@@ -96,6 +96,13 @@ class ExperimentConfig:
         if ":" in self.env.id:  # gymnasium.make("module:Env") imports the module: code from a config
             raise ValueError(f"env.id: expected a registered Gymnasium id (e.g. CartPole-v1), not "
                              f"'module:Env', which would import a module; got {self.env.id!r}")
+        if self.rollout.steps_per_env is not None:
+            if not self.learner.reset_on_reward:
+                raise ValueError("rollout.steps_per_env: needs learner.reset_on_reward: true (a "
+                                 "sample stops at a point, and only then are its returns exact)")
+            if self.rollout.episodes_per_env != 1:
+                raise ValueError("rollout.episodes_per_env: not used with rollout.steps_per_env; "
+                                 "leave it at 1")
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -251,9 +251,10 @@ class Trainer:
         state.worker_restarts = restarts
         for key, value in self.episodes.state().items():  # the window, for the next checkpoint
             setattr(state, key, value)
-        rollout = self.episodes.metrics()
-        mean = rollout["rollout/episode_return_mean"]
-        state.best_return_mean = mean if state.best_return_mean is None else max(state.best_return_mean, mean)
+        rollout = self.episodes.metrics()   # empty until a game ends (rollout.steps_per_env)
+        mean = rollout.get("rollout/episode_return_mean")
+        if mean is not None:
+            state.best_return_mean = mean if state.best_return_mean is None else max(state.best_return_mean, mean)
         frames = {"time/frames_per_s": steps * self.frameskip / iter_s} if self.cfg.env.is_atari else {}
         return {
             **rollout,
