@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,13 +53,14 @@ CNN_CONFIG = "configs/pong.yaml"
 MLP_THROUGHPUT_ENVS = 5
 
 
-def _load(config: str):
+def load_config(config: str):
+    """The experiment config at ``config`` (a path from the repository's root), validated."""
     from cluster.config.rl_experiment import load_experiment
 
     return load_experiment(REPO / config)
 
 
-def _random_weights(cfg, rng: np.random.Generator) -> list[np.ndarray]:
+def random_weights(cfg, rng: np.random.Generator) -> list[np.ndarray]:
     """Glorot-scaled random weights of the config's policy (a fixed, untrained policy)."""
     from cluster.config.rl_experiment import check_env
     from rl.networks import build_policy
@@ -71,7 +73,7 @@ def _random_weights(cfg, rng: np.random.Generator) -> list[np.ndarray]:
 def raw_frames_per_s(config: str, seconds: float) -> float:
     from rl.envs import frameskip, make_env
 
-    cfg = _load(config).env
+    cfg = load_config(config).env
     env = make_env(dataclasses.replace(cfg, preprocess="none"))
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -95,11 +97,11 @@ def sampling_frames_per_s(config: str, num_workers: int, seconds: float,
     from cluster.reinforce.workers import WorkerGroup
     from rl.envs import frameskip
 
-    cfg = _load(config)
+    cfg = load_config(config)
     rollout = dataclasses.replace(cfg.rollout, envs_per_worker=envs_per_worker or cfg.rollout.envs_per_worker)
     group = WorkerGroup("bench", num_workers, (cfg.env, cfg.policy, rollout), seed=0,
                         cpus_per_worker=1, max_restarts=0)
-    weights = ray.put(_random_weights(cfg, np.random.default_rng(0)))
+    weights = ray.put(random_weights(cfg, np.random.default_rng(0)))
     try:
         group.sample(weights)  # warm-up: actors started, ROMs loaded
         steps, start = 0, time.perf_counter()
@@ -170,8 +172,8 @@ def run() -> dict:
         "training_detail": training,
         "cnn_sampling_frames_per_s": sampling["cnn"],
         "cnn_sampling_per_worker_over_raw": ratio["cnn"],
-        "setup": f"frames = emulator frames ({frameskip(_load(CONFIG).env)} per agent step; sticky "
-                 f"actions {_load(CONFIG).env.repeat_action_probability}). Policies: {CONFIG} (the "
+        "setup": f"frames = emulator frames ({frameskip(load_config(CONFIG).env)} per agent step; sticky "
+                 f"actions {load_config(CONFIG).env.repeat_action_probability}). Policies: {CONFIG} (the "
                  f"benchmark's: MLP 1600-200-2) and cnn = {CNN_CONFIG} (the course's CNN); fixed "
                  f"random weights for sampling; whole games, {MLP_THROUGHPUT_ENVS} (mlp) or 4 (cnn) "
                  "envs per worker",
@@ -187,9 +189,9 @@ def random_policy_return(config: str, games: int) -> tuple[float, list[float]]:
     from rl.config import RolloutConfig
     from rl.rollout import RolloutWorker
 
-    cfg = _load(config)
+    cfg = load_config(config)
     worker = RolloutWorker(cfg.env, cfg.policy, RolloutConfig(envs_per_worker=games), seed=12_345)
-    zeros = [np.zeros_like(w) for w in _random_weights(cfg, np.random.default_rng(0))]
+    zeros = [np.zeros_like(w) for w in random_weights(cfg, np.random.default_rng(0))]
     returns = worker.sample(zeros).games().returns.tolist()
     worker.close()
     return float(np.mean(returns)), returns
@@ -237,25 +239,31 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
     ``labrun train CONFIG`` with ``sets`` (``key=value`` overrides) when ``runs`` holds none,
     else continued from its last checkpoint when it stopped short (an interrupted benchmark, or
     a second leg). Its config keeps the ``sets``, so a continued run trains the same way."""
+    from cluster.folders import locked
     from cluster.reinforce import checkpoint
     from rl.envs import frameskip
 
-    skip = frameskip(_load(CONFIG).env)
+    skip = frameskip(load_config(CONFIG).env)
     runs.mkdir(parents=True, exist_ok=True)
-    found = lambda: sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
-    if not found():
-        print(f"training {CONFIG} {' '.join(sets)} to {frames:,} frames in {runs}", flush=True)
-        overrides = [arg for kv in sets for arg in ("--set", kv)]
-        _finish(_labrun("train", CONFIG, "--runs-dir", str(runs), "--set", "stop.mean_return=null",
-                        "--set", f"stop.env_steps={frames // skip}",
-                        "--set", "output.video_every=null", "--set", "output.checkpoint_every=20",
-                        *overrides), "labrun train")
-    run_dir = found()[-1]
-    steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
-    if steps < frames // skip:      # a kill cut it short, or the next leg
-        print(f"continuing {run_dir} from {steps * skip:,} to {frames:,} frames", flush=True)
-        _finish(_labrun("resume", str(run_dir), "--set", f"stop.env_steps={frames // skip}"),
-                "labrun resume")
+    with locked(runs):     # a second benchmark on the same folder stops here, naming this one
+        found = lambda: sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
+        if found() and checkpoint.newest_intact(found()[-1] / "checkpoints").path is None:
+            print(f"{found()[-1]} holds no checkpoint (stopped before its first): training again",
+                  flush=True)
+            shutil.rmtree(found()[-1])
+        if not found():
+            print(f"training {CONFIG} {' '.join(sets)} to {frames:,} frames in {runs}", flush=True)
+            overrides = [arg for kv in sets for arg in ("--set", kv)]
+            _finish(_labrun("train", CONFIG, "--runs-dir", str(runs), "--set", "stop.mean_return=null",
+                            "--set", f"stop.env_steps={frames // skip}",
+                            "--set", "output.video_every=null", "--set", "output.checkpoint_every=20",
+                            *overrides), "labrun train")
+        run_dir = found()[-1]
+        steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
+        if steps < frames // skip:      # a kill cut it short, or the next leg
+            print(f"continuing {run_dir} from {steps * skip:,} to {frames:,} frames", flush=True)
+            _finish(_labrun("resume", str(run_dir), "--set", f"stop.env_steps={frames // skip}"),
+                    "labrun resume")
     return run_dir
 
 
@@ -269,7 +277,7 @@ def run_learning() -> dict:
     from cluster.reinforce.outputs import read_metrics
     from rl.envs import frameskip
 
-    cfg = _load(CONFIG)
+    cfg = load_config(CONFIG)
     if not cfg.env.repeat_action_probability:
         raise RuntimeError(f"{CONFIG} must train under sticky actions")
     skip = frameskip(cfg.env)
@@ -329,7 +337,7 @@ def plot_learning(rows: list[dict], skip: int, random_mean: float,
                   evals: dict[str, tuple[float, float]], path: Path) -> Path:
     """Training return (last 20 games, sampled, sticky) against emulator frames and against
     minutes, the greedy sticky evaluations marked."""
-    from benchmarks.figures import pyplot, save
+    from cluster.figures import pyplot, save
 
     plt = pyplot()
     rows = [r for r in rows if "rollout/episode_return_mean" in r]   # none before a game ends

@@ -37,7 +37,7 @@ def run_seed(variant: str, seed: int) -> dict:
     from cluster.reinforce.outputs import read_metrics
     from rl.envs import frameskip
 
-    skip = frameskip(pong._load(pong.CONFIG).env)
+    skip = frameskip(pong.load_config(pong.CONFIG).env)
     run_dir = pong.train_to(RUNS / variant / f"seed{seed}", FRAMES,
                             (f"seed={seed}", *VARIANTS[variant]))
     evals = pong.evaluate_run(run_dir, "20M", SETTINGS)
@@ -109,11 +109,11 @@ def run() -> dict:
 def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
     """Training return (last 20 games, sampled actions) against emulator frames, every run, one
     colour a variant."""
-    from benchmarks.figures import pyplot, save
+    from cluster.figures import pyplot, save
     from cluster.reinforce.outputs import read_metrics
     from rl.envs import frameskip
 
-    skip = frameskip(pong._load(pong.CONFIG).env)
+    skip = frameskip(pong.load_config(pong.CONFIG).env)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for colour, (name, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cartpole import SAMPLING_EPISODES_PER_ENV
-from benchmarks.pong import _load, _random_weights
+from benchmarks.pong import load_config, random_weights
 from benchmarks.scaling_learner import fake_batches, in_fresh_processes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,12 +90,12 @@ def sampling(config: str, workers: int, envs_per_worker: int, episodes_per_env: 
     from cluster.reinforce.workers import WorkerGroup
     from rl.envs import frameskip
 
-    cfg = _load(config)
+    cfg = load_config(config)
     rollout = dataclasses.replace(cfg.rollout, envs_per_worker=envs_per_worker,
                                   episodes_per_env=episodes_per_env)
     group = WorkerGroup("bench", workers, (cfg.env, cfg.policy, rollout), seed=0,
                         cpus_per_worker=1, max_restarts=0)
-    weights = ray.put(_random_weights(cfg, np.random.default_rng(0)))
+    weights = ray.put(random_weights(cfg, np.random.default_rng(0)))
     try:
         if cfg.env.is_atari:   # a call is whole games (seconds): wait for the actors to be built
             ray.get([actor.__ray_ready__.remote() for actor in group.actors.values()])
@@ -294,7 +294,7 @@ def run(plan: Plan = Plan(), out_dir: Path = RESULTS) -> dict:
     from rl.envs import frameskip
 
     cores = os.cpu_count() or 1
-    cfgs = {name: _load(path) for name, path in CONFIGS.items()}
+    cfgs = {name: load_config(path) for name, path in CONFIGS.items()}
     families = {   # learner curve -> (config, batch steps, chunk steps; None: one chunk)
         "cartpole": ("cartpole", plan.batch_steps, cfgs["cartpole"].learner.chunk_steps),
         "pong_mlp": ("pong_mlp", plan.batch_steps, cfgs["pong_mlp"].learner.chunk_steps),
@@ -314,7 +314,7 @@ def run(plan: Plan = Plan(), out_dir: Path = RESULTS) -> dict:
         by_envs = {name: [sampling(CONFIGS[name], 1, e, settings[name][1], plan.measure_s)
                           for e in plan.envs_per_worker] for name in ("cartpole", "pong_mlp")}
         phase_s["sampling"] = time.perf_counter() - clock - phase_s["learner"]
-        cnn_weights = _random_weights(cfgs["pong_cnn"], np.random.default_rng(0))
+        cnn_weights = random_weights(cfgs["pong_cnn"], np.random.default_rng(0))
         driver = [driver_overhead(n, cnn_weights, plan.driver_measure_s) for n in plan.driver_workers]
     phase_s["driver"] = time.perf_counter() - clock - sum(phase_s.values())
     # The CNN's fit: the chunked points and the one-chunk points no longer than a chunk (the same

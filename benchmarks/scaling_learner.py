@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.pong import _load
+from benchmarks.pong import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EPISODE_STEPS = {1: 200, 3: 1000}   # fake batches: episode length by observation rank
@@ -78,7 +78,7 @@ def learner_point(config: str, steps: int, chunk_steps: int, measure_s: float) -
     from cluster.config.rl_experiment import check_env
     from rl.learner import ReinforceLearner
 
-    cfg = _load(config)
+    cfg = load_config(config)
     obs_shape, num_actions = check_env(cfg, config)
     learner_cfg = dataclasses.replace(cfg.learner, chunk_steps=chunk_steps)
     learner = ReinforceLearner(obs_shape, num_actions, cfg.policy, learner_cfg, seed=0)

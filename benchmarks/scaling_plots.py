@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.figures import pyplot, save
+from cluster.figures import pyplot, save
 
 
 def plot_sampling(by_workers: dict, by_envs: dict, cores: int, path: Path) -> Path:

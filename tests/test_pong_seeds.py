@@ -40,6 +40,34 @@ def test_an_evaluation_the_run_already_holds_is_read_not_played_again(tmp_path, 
                      "sampled": {"eval/episode_return_mean": 1.5}}
 
 
+def test_a_run_stopped_before_its_first_checkpoint_is_trained_again(tmp_path, monkeypatch):
+    """A run killed within its first iterations holds nothing to resume from: the benchmark
+    starts it over instead of stopping on `labrun resume`'s refusal."""
+    from types import SimpleNamespace
+
+    from cluster.reinforce import checkpoint
+
+    stale = tmp_path / "pong_mlp__0__1"
+    stale.mkdir()
+    (stale / "config.yaml").write_text("")
+    commands = []
+
+    def labrun(command, *args):            # a training that writes a run with a checkpoint
+        commands.append(command)
+        run = tmp_path / "pong_mlp__0__2"
+        run.mkdir()
+        (run / "config.yaml").write_text("")
+        (run / "checkpointed").write_text("")
+
+    monkeypatch.setattr(pong, "_labrun", labrun)
+    monkeypatch.setattr(pong, "_finish", lambda proc, what: None)
+    monkeypatch.setattr(checkpoint, "newest_intact", lambda root: SimpleNamespace(
+        path=root if (root.parent / "checkpointed").exists() else None,
+        counters={"env_steps": 10**9}))
+    assert pong.train_to(tmp_path, 1000) == tmp_path / "pong_mlp__0__2"
+    assert commands == ["train"] and not stale.exists()
+
+
 @pytest.mark.parametrize("variant", list(pong_seeds.VARIANTS))
 def test_every_variant_is_a_valid_config_trained_under_sticky_actions(variant):
     from cluster.config.rl_experiment import load_experiment
@@ -51,7 +79,7 @@ def test_every_variant_is_a_valid_config_trained_under_sticky_actions(variant):
 
 def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_figure(
         tmp_path, monkeypatch):
-    from benchmarks import figures
+    from cluster import figures
 
     per_variant = {}
     for name in ("config", "entropy_0.01"):
@@ -71,3 +99,12 @@ def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_
     assert figures.pyplot().get_fignums() == open_before
     # 4 runs cut at their 1,000 evaluated frames (steps 100 and 200 at frameskip 5), then +18
     assert drawn[:4] == [[0.0005, 0.001]] * 4 and len(drawn) == 5
+
+
+def test_a_second_benchmark_on_the_same_run_folder_is_refused_before_training(tmp_path, monkeypatch):
+    from cluster.errors import UsageError
+    from cluster.folders import locked
+
+    monkeypatch.setattr(pong, "_labrun", lambda *args: pytest.fail("trained beside another"))
+    with locked(tmp_path), pytest.raises(UsageError, match="another process"):
+        pong.train_to(tmp_path, 1000)

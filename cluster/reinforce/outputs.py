@@ -127,13 +127,10 @@ def plot_learning_curve(run_dir: Path, target: float | None = None) -> Path | No
     rows = [r for r in read_metrics(run_dir) if "rollout/episode_return_mean" in r]
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cluster.figures import pyplot, save
 
     steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(7, 4), dpi=100)
     ax.fill_between(steps, [r["rollout/episode_return_min"] for r in rows],
                     [r["rollout/episode_return_max"] for r in rows], alpha=0.2, label="min-max")
     ax.plot(steps, [r["rollout/episode_return_mean"] for r in rows], label="mean")
@@ -144,8 +141,4 @@ def plot_learning_curve(run_dir: Path, target: float | None = None) -> Path | No
     ax.set_title(run_dir.name)
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = run_dir / CURVE_FILE
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, run_dir / CURVE_FILE)

@@ -98,12 +98,9 @@ def read_results(folder: Path) -> list[dict[str, str]]:
 
 
 def _plot(study: Study, rows: list[dict[str, Any]], step: str) -> None:
-    import matplotlib
+    from cluster.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(7, 4), dpi=100)
     for r in rows:
         history = r["_history"]
         if history is None or study.metric not in history:
@@ -115,9 +112,7 @@ def _plot(study: Study, rows: list[dict[str, Any]], step: str) -> None:
     ax.set_title(study.name)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(study.folder / PLOT_FILE)
-    plt.close(fig)
+    save(fig, study.folder / PLOT_FILE)
 
 
 def _fmt(value: Any) -> str:

@@ -1,5 +1,6 @@
-"""The benchmarks' plots: matplotlib without a display (Agg), each figure laid out, written to
-its path (folders made) and closed."""
+"""Every plot labrun writes (a run's learning curve, a sweep's trials, the benchmarks' figures):
+matplotlib without a display (Agg), each figure laid out, written to its path (folders made) and
+closed."""
 
 from __future__ import annotations
 
