@@ -74,7 +74,13 @@ class PolicyConfig:
 @dataclass(frozen=True)
 class LearnerConfig:
     lr: float = field(default=1e-2, metadata={"gt": 0})
-    """Adam learning rate."""
+    """Adam learning rate (the first, with lr_final)."""
+    lr_final: float | None = field(default=None, metadata={"gt": 0})
+    """Anneal the learning rate linearly from lr to this over lr_decay_steps environment steps,
+    then keep it (null: lr throughout)."""
+    lr_decay_steps: int | None = field(default=None, metadata={"ge": 1})
+    """Environment steps over which the learning rate goes from lr to lr_final (set both or
+    neither). Counted from the run's start, so a resumed run goes on where it was."""
     gamma: float = field(default=0.99, metadata={"gt": 0, "le": 1})
     """Discount factor of the returns."""
     reset_on_reward: bool = False
@@ -94,6 +100,12 @@ class LearnerConfig:
     chunk_steps: int = field(default=8192, metadata={"ge": 1})
     """The batch goes through the network this many steps at a time, gradients summed: the same
     single update, in bounded memory (long Pong batches)."""
+
+    def __post_init__(self):
+        if (self.lr_final is None) != (self.lr_decay_steps is None):
+            missing = "lr_decay_steps" if self.lr_decay_steps is None else "lr_final"
+            raise ValueError(f"{missing}: set lr_final and lr_decay_steps together (an annealed "
+                             "learning rate needs both), or neither")
 
 
 @dataclass(frozen=True)

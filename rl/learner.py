@@ -6,6 +6,7 @@ Call sequence::
     weights = learner.get_weights()          # broadcast to the rollout workers
     metrics = learner.update(batches)        # whole episodes from every worker
     metrics = learner.update(batches, off_policy=True)  # acted with older weights: corrected
+    metrics = learner.update(batches, lr=5e-4)          # this step's learning rate (annealed)
     state = learner.get_state()              # for a checkpoint; set_state(state) restores it
 """
 
@@ -113,7 +114,8 @@ class ReinforceLearner:
         self.optimizer.apply_gradients(zip(parts, self.variables))
         return norms[0]
 
-    def update(self, batches: Sequence[Trajectories], off_policy: bool = False) -> dict[str, float]:
+    def update(self, batches: Sequence[Trajectories], off_policy: bool = False,
+               lr: float | None = None) -> dict[str, float]:
         """One gradient step on all the episodes of ``batches``; returns ``learner/*`` metrics.
 
         The loss is a mean over the batch's steps; a long batch goes through the network
@@ -121,7 +123,9 @@ class ReinforceLearner:
         into that same gradient before the one optimizer step. ``off_policy``: the batches were
         played with older weights (their ``behaviour_logp`` says how likely each action was);
         each step's weight is multiplied by min(1, pi/mu) (else by 1); ``learner/importance_weight_mean``
-        and ``learner/importance_weight_below_1`` (the share of steps down-weighted) report it."""
+        and ``learner/importance_weight_below_1`` (the share of steps down-weighted) report it.
+        ``lr``: the step's learning rate (``rl.schedules``), kept for the next steps (None: as
+        before, the config's ``lr`` at first)."""
         start = time.perf_counter()
         batch = Trajectories.concat(batches) if len(batches) != 1 else batches[0]
         if off_policy and batch.behaviour_logp is None:
@@ -149,12 +153,15 @@ class ReinforceLearner:
             grads = g if grads is None else [x + y for x, y in zip(grads, g)]
             loss, entropy = loss + float(chunk_loss), entropy + float(chunk_entropy)
             rho_sum, below = rho_sum + float(chunk_rho), below + float(chunk_below)
+        if lr is not None:
+            self.optimizer.learning_rate.assign(lr)
         grad_norm = self._apply(grads)
         self.num_updates += 1
         return {
             "learner/loss": loss,
             "learner/entropy": entropy,
             "learner/grad_norm": float(grad_norm),
+            "learner/lr": float(self.optimizer.learning_rate.numpy()),
             "learner/batch_steps": float(total),
             "learner/baseline_mse": float(np.mean(np.square(returns - base))),   # before the step
             "learner/importance_weight_mean": rho_sum / total,     # 1 when not off_policy

@@ -64,7 +64,7 @@ BAD = [
     (GOOD.replace("num_workers: 2", "num_workers: 0"), (), "line 7: rollout.num_workers: expected an integer >= 1, got 0"),
     (GOOD.replace("num_workers: 2", "num_workers: many"), (), "rollout.num_workers: expected an integer >= 1 or one of 'auto', got a string ('many')"),
     (GOOD.replace("lr: 0.01", "lr: fast"), (), "line 4: learner.lr: expected a number > 0, got a string ('fast')"),
-    (GOOD.replace("lr: 0.01", "lrr: 0.01"), (), "line 4: learner.lrr: unknown key; expected one of: lr, gamma,"),
+    (GOOD.replace("lr: 0.01", "lrr: 0.01"), (), "line 4: learner.lrr: unknown key; expected one of: lr, lr_final, lr_decay_steps, gamma,"),
     (GOOD + "optimiser: adam\n", (), "line 10: optimiser: unknown key; expected one of: name, seed,"),
     (GOOD.replace("seed: 1", "seed: 1.5"), (), "line 2: seed: expected an integer >= 0, got a number (1.5)"),
     (GOOD.replace("seed: 1", "seed: true"), (), "seed: expected an integer >= 0, got a boolean (True)"),
@@ -97,6 +97,8 @@ BAD = [
     (GOOD, ("rollout.steps_per_env=500", "learner.reset_on_reward=true", "rollout.episodes_per_env=2"),
      "rollout.episodes_per_env: not used with rollout.steps_per_env"),
     (GOOD, ("rollout.steps_per_env=0",), "rollout.steps_per_env: expected an integer >= 1, got 0"),
+    (GOOD, ("learner.lr_final=1e-4",), "learner.lr_decay_steps: set lr_final and lr_decay_steps together"),
+    (GOOD, ("learner.lr_decay_steps=1000",), "learner.lr_final: set lr_final and lr_decay_steps together"),
 ]
 
 

@@ -336,3 +336,29 @@ def test_value_baseline_state_round_trips_and_a_learner_without_one_refuses_it()
     np.testing.assert_array_equal(numpy_values(restored, obs), numpy_values(learner, obs))
     with pytest.raises(ValueError, match="value baseline"):
         make_learner().set_state(state)
+
+
+def test_the_learning_rate_anneals_linearly_then_holds_by_hand():
+    from rl.schedules import learning_rate
+
+    annealed = LearnerConfig(lr=1e-3, lr_final=1e-4, lr_decay_steps=100)
+    assert [learning_rate(annealed, s) for s in (0, 50, 100, 250)] == pytest.approx(
+        [1e-3, 5.5e-4, 1e-4, 1e-4])
+    assert learning_rate(LearnerConfig(lr=1e-3), 10**9) == 1e-3          # constant by default
+
+
+def test_an_update_steps_with_the_learning_rate_it_is_given():
+    """Adam's first step moves every weight with a gradient by the learning rate (m / sqrt(v)
+    is the gradient's sign): the step given to the update is the one taken, and kept."""
+    rng = np.random.default_rng(0)
+    batch = Trajectories(rng.normal(size=(30, 4)).astype(np.float32),
+                         rng.integers(0, 2, 30).astype(np.int32),
+                         rng.normal(size=30).astype(np.float32), np.array([10, 20]))
+    for lr in (1e-3, 2e-5):
+        learner = make_learner(lr=0.05)
+        before = learner.get_weights()
+        metrics = learner.update([batch], lr=lr)
+        moved = np.concatenate([np.abs(a - b).ravel() for a, b in zip(learner.get_weights(), before)])
+        assert moved.max() == pytest.approx(lr, rel=1e-2)
+        assert metrics["learner/lr"] == pytest.approx(lr)
+        assert learner.update([batch])["learner/lr"] == pytest.approx(lr)   # kept for the next

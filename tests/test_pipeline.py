@@ -131,18 +131,18 @@ class FakeLearner:
     def get_weights(self):
         return [np.full(1, self.version, np.float32)]
 
-    def update(self, batches, off_policy=False):
+    def update(self, batches, off_policy=False, lr=None):
         self.log.append(("update", self.version, int(batches[0].obs[0, 0]), off_policy))
         time.sleep(LEARN_S)
         self.version += 1
-        return {"learner/loss": 0.0, "time/learn_s": 0.0}
+        return {"learner/loss": 0.0, "learner/lr": lr, "time/learn_s": 0.0}
 
     def get_state(self):
         return {"weights": self.get_weights(), "optimizer": [], "num_updates": self.version}
 
 
-def run_loop(tmp_path: Path, monkeypatch, pipeline: bool,
-             workers: type = FakeWorkers) -> tuple[list, list[dict]]:
+def run_loop(tmp_path: Path, monkeypatch, pipeline: bool, workers: type = FakeWorkers,
+             overrides: tuple[str, ...] = ()) -> tuple[list, list[dict]]:
     import ray
 
     from cluster.config.rl_experiment import check_env, load_experiment
@@ -154,7 +154,7 @@ def run_loop(tmp_path: Path, monkeypatch, pipeline: bool,
     monkeypatch.setattr(ray, "put", lambda value: value)     # no Ray: the "ref" is the value
     cfg = load_experiment(REPO / "configs" / "cartpole.yaml", [
         f"rollout.pipeline={str(pipeline).lower()}", "stop.iterations=4", "stop.mean_return=null",
-        "output.checkpoint_every=1000", "output.video_every=null"])
+        "output.checkpoint_every=1000", "output.video_every=null", *overrides])
     obs_shape, num_actions = check_env(cfg, "test")
     trainer = Trainer(cfg, tmp_path, obs_shape, num_actions,
                       progress=ConsoleProgress(1, Console(quiet=True)))
@@ -208,3 +208,10 @@ def test_iterations_that_end_no_game_report_no_return_and_count_only_ended_games
     assert "rollout/episode_return_mean" not in metrics[0]
     assert [m["rollout/episode_return_mean"] for m in metrics[1:]] == [3, 3, 3]
     assert metrics[-1]["rollout/episode_length_mean"] == 7
+
+
+def test_each_update_gets_the_learning_rate_of_the_steps_trained_before_it(tmp_path, monkeypatch):
+    _, metrics = run_loop(tmp_path, monkeypatch, pipeline=False, overrides=(
+        "learner.lr=0.01", "learner.lr_final=0.002", "learner.lr_decay_steps=4"))
+    # 2 steps a batch: 0, 2, 4, 6 steps trained before each update
+    assert [m["learner/lr"] for m in metrics] == pytest.approx([0.01, 0.006, 0.002, 0.002])

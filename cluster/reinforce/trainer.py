@@ -29,10 +29,10 @@ from cluster.reinforce.outputs import RunOutputs, open_tracking, plot_learning_c
 from cluster.reinforce.startup import StartupClock, mark_when_ready
 from rl import episodes
 from rl.episodes import EpisodeStats
+from rl.schedules import learning_rate
 
-LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "learner/batch_steps",
-                   "learner/baseline_mse",
-                   "learner/policy_lag", "learner/importance_weight_mean",
+LEARNER_METRICS = ("learner/loss", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/batch_steps",
+                   "learner/baseline_mse", "learner/policy_lag", "learner/importance_weight_mean",
                    "learner/importance_weight_below_1", "time/learn_s")
 LOOP_METRICS = ("time/sample_s", "time/wait_s", "time/iteration_s", "time/env_steps_per_s",
                 "time/sample_steps_per_s", "time/frames_per_s", "time/train_s",
@@ -103,10 +103,8 @@ class Trainer:
         times the start-up: the run log gets its phases at the first iteration, and every
         metrics row ``time/startup_s``. ``track``: open the trackers of ``output.loggers`` (a
         sweep's trials are tracked by the driver instead: ``cluster/tuning/tracking.py``)."""
-        self.cfg = cfg
-        self.run_id = run_id or run_dir.name
+        self.cfg, self.run_id, self.run_dir = cfg, run_id or run_dir.name, run_dir
         self.on_iteration = on_iteration
-        self.run_dir = run_dir
         self.obs_shape, self.num_actions = obs_shape, num_actions
         self.progress = progress or ConsoleProgress(cfg.output.console_every_s)
         self.learner_state = None
@@ -207,7 +205,8 @@ class Trainer:
             if pipeline:
                 workers.submit(weights_ref)                  # the next batch, while this one trains
                 asked, asked_at = version, time.perf_counter()
-            learn_metrics = learner.update(batches, off_policy=pipeline)   # update: one step
+            lr = learning_rate(self.cfg.learner, self.state.env_steps)
+            learn_metrics = learner.update(batches, off_policy=pipeline, lr=lr)   # update: one step
             version += 1
             weights = learner.get_weights()
             weights_ref = ray.put(weights)                    # broadcast
@@ -252,9 +251,8 @@ class Trainer:
         for key, value in self.episodes.state().items():  # the window, for the next checkpoint
             setattr(state, key, value)
         rollout = self.episodes.metrics()   # empty until a game ends (rollout.steps_per_env)
-        mean = rollout.get("rollout/episode_return_mean")
-        if mean is not None:
-            state.best_return_mean = mean if state.best_return_mean is None else max(state.best_return_mean, mean)
+        means = [m for m in (state.best_return_mean, rollout.get("rollout/episode_return_mean")) if m is not None]
+        state.best_return_mean = max(means, default=None)
         frames = {"time/frames_per_s": steps * self.frameskip / iter_s} if self.cfg.env.is_atari else {}
         return {
             **rollout,
