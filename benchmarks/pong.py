@@ -247,10 +247,11 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
     runs.mkdir(parents=True, exist_ok=True)
     with locked(runs):     # a second benchmark on the same folder stops here, naming this one
         found = lambda: sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
-        if found() and checkpoint.newest_intact(found()[-1] / "checkpoints").path is None:
-            print(f"{found()[-1]} holds no checkpoint (stopped before its first): training again",
-                  flush=True)
-            shutil.rmtree(found()[-1])
+        if found() and not checkpoint.list_checkpoints(found()[-1] / "checkpoints"):
+            with locked(found()[-1]):    # not while a labrun writes it (UsageError, naming it)
+                print(f"{found()[-1]} holds no checkpoint (stopped before its first): training "
+                      "again", flush=True)
+                shutil.rmtree(found()[-1])
         if not found():
             print(f"training {CONFIG} {' '.join(sets)} to {frames:,} frames in {runs}", flush=True)
             overrides = [arg for kv in sets for arg in ("--set", kv)]

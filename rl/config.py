@@ -119,11 +119,12 @@ class RolloutConfig:
     starts the next one); a batch holds num_workers x envs_per_worker x episodes_per_env episodes.
     Not used with steps_per_env."""
     steps_per_env: int | None = field(default=None, metadata={"ge": 1})
-    """Instead of whole episodes: each environment plays at least this many steps a sample, then
-    stops at its next point (a nonzero reward) or episode end, and the game goes on in the next
-    sample; a batch holds about num_workers x envs_per_worker x steps_per_env steps however long
-    the games grow (Pong's grow 6x as the policy learns). Needs learner.reset_on_reward, so the
-    returns of a piece that ends at a point are exact (null: whole episodes)."""
+    """For games scored in points (Pong), instead of whole episodes: each environment plays at
+    least this many steps a sample, then stops at its next point (a nonzero reward) or episode
+    end, and the game goes on in the next sample; a batch holds num_workers x envs_per_worker x
+    steps_per_env steps plus the rest of a point each, however long the games grow (Pong's grow
+    6x as the policy learns). Needs learner.reset_on_reward, so the returns of a piece that ends
+    at a point are exact (null: whole episodes)."""
     pipeline: bool = False
     """Overlap acting with learning: workers play the next batch with the weights they have while
     the learner updates on the last one, so the policy that acted lags by one update; the loss

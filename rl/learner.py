@@ -116,7 +116,8 @@ class ReinforceLearner:
 
     def update(self, batches: Sequence[Trajectories], off_policy: bool = False,
                lr: float | None = None) -> dict[str, float]:
-        """One gradient step on all the episodes of ``batches``; returns ``learner/*`` metrics.
+        """One gradient step on all the steps of ``batches`` (whole episodes or pieces of games:
+        the returns restart at each one's end); returns ``learner/*`` metrics.
 
         The loss is a mean over the batch's steps; a long batch goes through the network
         ``chunk_steps`` at a time and the chunks' gradients, weighted by their share, are summed
@@ -124,8 +125,8 @@ class ReinforceLearner:
         played with older weights (their ``behaviour_logp`` says how likely each action was);
         each step's weight is multiplied by min(1, pi/mu) (else by 1); ``learner/importance_weight_mean``
         and ``learner/importance_weight_below_1`` (the share of steps down-weighted) report it.
-        ``lr``: the step's learning rate (``rl.schedules``), kept for the next steps (None: as
-        before, the config's ``lr`` at first)."""
+        ``lr``: this step's learning rate (``rl.schedules``), kept for the next ones (None: keep
+        the current rate, ``cfg.lr`` until one is given)."""
         start = time.perf_counter()
         batch = Trajectories.concat(batches) if len(batches) != 1 else batches[0]
         if off_policy and batch.behaviour_logp is None:

@@ -49,7 +49,7 @@ class RolloutWorker:
         self._next_seed: list[int | None] = list(env_seeds[:-1])  # used on each env's first reset
         self.policy = NumpyPolicy(policy_cfg)
         # Each env's game in progress: its next observation (None: start a new game) and its
-        # return, steps, points won and lost so far.
+        # return, steps, points won and points lost so far (the columns of Games).
         self._obs: list[np.ndarray | None] = [None] * n
         self._game = np.zeros((n, 4))
 
@@ -73,7 +73,8 @@ class RolloutWorker:
         return obs
 
     def sample(self, weights: Sequence[np.ndarray] | None = None) -> Trajectories:
-        """Segments, and the games that ended on the way, in (environment, order) order.
+        """Segments, and the games that ended on the way: the first environment's in the order
+        played, then the second's, and so on.
 
         Whole episodes: an environment that finishes an episode starts another while the worker
         still needs some, so envs that drew short episodes take more of them and few wait at the
@@ -84,9 +85,9 @@ class RolloutWorker:
             self.set_weights(weights)
         n = len(self.envs)
         min_steps = self.cfg.steps_per_env
+        to_start = n * self.cfg.episodes_per_env - n           # whole episodes not yet begun
         if min_steps is None:                                  # whole episodes: new games
             self._obs = [None] * n
-            to_start = n * self.cfg.episodes_per_env - n       # episodes not yet begun
         starting = [i for i in range(n) if self._obs[i] is None]
         self._observe({i: self._reset(i) for i in starting}, set(starting))
         active = list(range(n))

@@ -1,5 +1,5 @@
 """The learning rate as a function of training progress: pure, no TensorFlow (the trainer asks
-for it before TensorFlow is needed, and tests check it by hand)."""
+for each update's rate from the run's counters; tests check it by hand)."""
 
 from __future__ import annotations
 

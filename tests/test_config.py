@@ -97,6 +97,8 @@ BAD = [
     (GOOD, ("rollout.steps_per_env=500", "learner.reset_on_reward=true", "rollout.episodes_per_env=2"),
      "rollout.episodes_per_env: not used with rollout.steps_per_env"),
     (GOOD, ("rollout.steps_per_env=0",), "rollout.steps_per_env: expected an integer >= 1, got 0"),
+    (GOOD, ("rollout.steps_per_env=500", "learner.reset_on_reward=true", "learner.baseline=time_mean"),
+     "learner.baseline: 'time_mean' compares returns at the same step of each episode"),
     (GOOD, ("learner.lr_final=1e-4",), "learner.lr_decay_steps: set lr_final and lr_decay_steps together"),
     (GOOD, ("learner.lr_decay_steps=1000",), "learner.lr_final: set lr_final and lr_decay_steps together"),
 ]

@@ -40,32 +40,57 @@ def test_an_evaluation_the_run_already_holds_is_read_not_played_again(tmp_path, 
                      "sampled": {"eval/episode_return_mean": 1.5}}
 
 
-def test_a_run_stopped_before_its_first_checkpoint_is_trained_again(tmp_path, monkeypatch):
-    """A run killed within its first iterations holds nothing to resume from: the benchmark
-    starts it over instead of stopping on `labrun resume`'s refusal."""
+def fake_pong_runs(tmp_path, monkeypatch) -> list:
+    """``labrun`` as the benchmark calls it, faked: train writes a new run folder; the commands
+    called are returned. Every checkpoint reads as 10**9 steps (trained far enough)."""
     from types import SimpleNamespace
 
     from cluster.reinforce import checkpoint
 
-    stale = tmp_path / "pong_mlp__0__1"
-    stale.mkdir()
-    (stale / "config.yaml").write_text("")
     commands = []
 
-    def labrun(command, *args):            # a training that writes a run with a checkpoint
+    def labrun(command, *args):
         commands.append(command)
-        run = tmp_path / "pong_mlp__0__2"
-        run.mkdir()
-        (run / "config.yaml").write_text("")
-        (run / "checkpointed").write_text("")
+        (tmp_path / "pong_mlp__0__2").mkdir()
+        (tmp_path / "pong_mlp__0__2" / "config.yaml").write_text("")
 
     monkeypatch.setattr(pong, "_labrun", labrun)
     monkeypatch.setattr(pong, "_finish", lambda proc, what: None)
-    monkeypatch.setattr(checkpoint, "newest_intact", lambda root: SimpleNamespace(
-        path=root if (root.parent / "checkpointed").exists() else None,
-        counters={"env_steps": 10**9}))
+    monkeypatch.setattr(checkpoint, "newest_intact",
+                        lambda root: SimpleNamespace(counters={"env_steps": 10**9}))
+    return commands
+
+
+def a_run(tmp_path, checkpointed: bool):
+    run = tmp_path / "pong_mlp__0__1"
+    run.mkdir()
+    (run / "config.yaml").write_text("")
+    if checkpointed:
+        (run / "checkpoints" / "iter_000020").mkdir(parents=True)
+        (run / "checkpoints" / "iter_000020" / "state.json").write_text("{}")
+    return run
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_trained_again(tmp_path, monkeypatch):
+    """A run killed within its first iterations holds nothing to resume from: the benchmark
+    starts it over instead of stopping on `labrun resume`'s refusal."""
+    commands = fake_pong_runs(tmp_path, monkeypatch)
+    stale = a_run(tmp_path, checkpointed=False)
     assert pong.train_to(tmp_path, 1000) == tmp_path / "pong_mlp__0__2"
     assert commands == ["train"] and not stale.exists()
+
+
+def test_a_run_with_a_checkpoint_is_kept_and_one_being_written_is_not_removed(tmp_path, monkeypatch):
+    from cluster.errors import UsageError
+    from cluster.folders import locked
+
+    commands = fake_pong_runs(tmp_path, monkeypatch)
+    run = a_run(tmp_path, checkpointed=True)
+    assert pong.train_to(tmp_path, 1000) == run and commands == []     # far enough: kept as is
+    (run / "checkpoints" / "iter_000020" / "state.json").unlink()
+    with locked(run), pytest.raises(UsageError, match="another process"):  # a labrun writing it
+        pong.train_to(tmp_path, 1000)
+    assert run.exists() and commands == []
 
 
 @pytest.mark.parametrize("variant", list(pong_seeds.VARIANTS))

@@ -207,3 +207,48 @@ def test_pieces_cut_at_points_have_the_returns_of_the_whole_game():
     # without restarting at points, a piece's returns would miss the rest of its game
     assert not np.allclose(episode_returns(pieces.rewards, pieces.episode_lengths, 0.9)[:20],
                            episode_returns(pieces.rewards[:20], np.asarray([10, 10]), 0.9))
+
+
+class Frames(Points):
+    """``Points`` seen as Atari frames: a block in the ball's colour moving down 4 rows a step."""
+
+    observation_space = gymnasium.spaces.Box(0, 255, (210, 160, 3), np.uint8)
+
+    def frame(self):
+        screen = np.zeros((210, 160, 3), np.uint8)
+        screen[40 + 4 * self.t:44 + 4 * self.t, 10:14] = 236
+        return screen
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.frame(), {}
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = super().step(action)
+        return self.frame(), reward, terminated, truncated, info
+
+
+gymnasium.register("LabrunFrames-v0", entry_point=Frames)
+
+
+def test_frame_differences_go_on_across_a_cut_in_every_environment():
+    """Pieces of Pong-like games through the workers' batched preprocessing, 2 environments:
+    each environment's pieces, put together, are the frame differences the course's wrapper
+    gives the whole game (a continued piece starts from the difference to the frame before)."""
+    from rl.atari import BatchFrameDifference, FrameDifference
+
+    env = FrameDifference(Frames(), "pong80")
+    game = [env.reset()[0]] + [env.step(0)[0] for _ in range(9)]     # what the policy sees
+    w = RolloutWorker(EnvConfig(id="LabrunFrames-v0"), PolicyConfig(hidden_sizes=(8,)),
+                      RolloutConfig(envs_per_worker=2, steps_per_env=4), seed=0)
+    w.frames = BatchFrameDifference("pong80", 2)                     # as for an ALE/ id
+    w.set_weights([np.zeros((6400, 8), np.float32), np.zeros(8, np.float32),
+                   np.zeros((8, 2), np.float32), np.zeros(2, np.float32)])
+    played = []
+    for _ in range(3):                        # pieces of 6 and 4 steps, then a new game's 6
+        batch = w.sample()
+        first, second = np.split(batch.obs, 2)                   # the envs' identical games
+        np.testing.assert_array_equal(first, second)
+        played.extend(first)
+    assert np.asarray(game[6]).any()                             # the continued piece's first
+    np.testing.assert_array_equal(np.asarray(played), np.asarray(game + game[:6]))

@@ -100,6 +100,10 @@ class ExperimentConfig:
             if not self.learner.reset_on_reward:
                 raise ValueError("rollout.steps_per_env: needs learner.reset_on_reward: true (a "
                                  "sample stops at a point, and only then are its returns exact)")
+            if self.learner.baseline == "time_mean":
+                raise ValueError("learner.baseline: 'time_mean' compares returns at the same step "
+                                 "of each episode, which pieces of games (rollout.steps_per_env) "
+                                 "do not share; use 'value' or 'mean'")
             if self.rollout.episodes_per_env != 1:
                 raise ValueError("rollout.episodes_per_env: not used with rollout.steps_per_env; "
                                  "leave it at 1")
