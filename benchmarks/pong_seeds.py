@@ -8,7 +8,7 @@ greedy and sampled, sticky actions on. Per variant: each seed's score, and the m
 with its standard error, beside the config's. Into benchmarks/results/pong_seeds.json, with a
 plot of every run's training curve.
 
-A run takes 12-14 minutes on 2 quiet CPUs, nine in all (about two hours). Each lives in
+A run takes 12-14 minutes on 2 quiet CPUs, eighteen in all (about four hours). Each lives in
 runs/bench-pong-seeds/<variant>/seed<N>/ and is trained and evaluated once: run again after an
 interruption, the benchmark continues where it stopped. Remove a run's folder to redo it.
 """
@@ -25,6 +25,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "config": (),                                        # configs/pong_mlp.yaml as it is
     "2_games_an_update": ("rollout.envs_per_worker=1",),  # twice the updates, half the batch
     "entropy_0.01": ("learner.entropy_coef=0.01",),       # an entropy bonus
+    "hidden_400": ("policy.hidden_sizes=[400]",),         # twice the policy's hidden units
+    # pieces of games: each env stops at its first point after 500 steps, about 2,000 steps an
+    # update on 2 workers however long the games grow (about 1,750 updates by 20 M frames)
+    "2k_steps": ("rollout.steps_per_env=500",),
+    "2k_steps_annealed": ("rollout.steps_per_env=500", "learner.lr_final=1e-4",   # and the rate
+                          "learner.lr_decay_steps=4000000"),                      # to 1e-4 at 20 M
 }
 SEEDS = (0, 1, 2)
 RUNS = pong.REPO / "runs" / "bench-pong-seeds"
