@@ -60,6 +60,13 @@ def load_config(config: str):
     return load_experiment(REPO / config)
 
 
+def config_frameskip() -> int:
+    """Emulator frames per agent step of the learning config (CONFIG): frames = steps x this."""
+    from rl.envs import frameskip
+
+    return frameskip(load_config(CONFIG).env)
+
+
 def random_weights(cfg, rng: np.random.Generator) -> list[np.ndarray]:
     """Glorot-scaled random weights of the config's policy (a fixed, untrained policy)."""
     from cluster.config.rl_experiment import check_env
@@ -241,17 +248,17 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
     a second leg). Its config keeps the ``sets``, so a continued run trains the same way."""
     from cluster.folders import locked
     from cluster.reinforce import checkpoint
-    from rl.envs import frameskip
 
-    skip = frameskip(load_config(CONFIG).env)
+    skip = config_frameskip()
     runs.mkdir(parents=True, exist_ok=True)
     with locked(runs):     # a second benchmark on the same folder stops here, naming this one
         found = lambda: sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
-        if found() and not checkpoint.list_checkpoints(found()[-1] / "checkpoints"):
-            with locked(found()[-1]):    # not while a labrun writes it (UsageError, naming it)
-                print(f"{found()[-1]} holds no checkpoint (stopped before its first): training "
-                      "again", flush=True)
-                shutil.rmtree(found()[-1])
+        last = found()[-1] if found() else None
+        if last is not None and not checkpoint.list_checkpoints(last / "checkpoints"):
+            with locked(last):    # not while a labrun writes it (UsageError, naming it)
+                print(f"{last} holds no checkpoint (stopped before its first): training again",
+                      flush=True)
+                shutil.rmtree(last)
         if not found():
             print(f"training {CONFIG} {' '.join(sets)} to {frames:,} frames in {runs}", flush=True)
             overrides = [arg for kv in sets for arg in ("--set", kv)]

@@ -41,9 +41,8 @@ SETTINGS = {"greedy": pong.STICKY, "sampled": [*pong.STICKY, "--sample"]}
 def run_seed(variant: str, seed: int) -> dict:
     """One run of ``variant`` with ``seed``, trained to FRAMES and evaluated (each step once)."""
     from cluster.reinforce.outputs import read_metrics
-    from rl.envs import frameskip
 
-    skip = frameskip(pong.load_config(pong.CONFIG).env)
+    skip = pong.config_frameskip()
     run_dir = pong.train_to(RUNS / variant / f"seed{seed}", FRAMES,
                             (f"seed={seed}", *VARIANTS[variant]))
     evals = pong.evaluate_run(run_dir, "20M", SETTINGS)
@@ -117,9 +116,8 @@ def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
     colour a variant."""
     from cluster.figures import pyplot, save
     from cluster.reinforce.outputs import read_metrics
-    from rl.envs import frameskip
 
-    skip = frameskip(pong.load_config(pong.CONFIG).env)
+    skip = pong.config_frameskip()
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for colour, (name, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
