@@ -47,17 +47,34 @@ EVAL_SEED = 1_000_003
 RUNS = REPO / "runs" / "bench-pong"  # bench-pong's run, kept: an interrupted benchmark continues it
 CONFIG = "configs/pong_mlp.yaml"
 CNN_CONFIG = "configs/pong.yaml"
-# Throughput is measured with 5 games per worker for the MLP, as since the first round (the
-# learning config plays 1 per worker since the value baseline made smaller batches pay off):
-# batching across environments is what the sampling figures measure.
+# Throughput is measured with 5 whole games per worker for the MLP, as since the first round
+# (the learning config plays pieces of 2 games per worker since smaller, more frequent updates
+# paid off): batching across environments is what the sampling figures measure.
 MLP_THROUGHPUT_ENVS = 5
 
 
-def load_config(config: str):
-    """The experiment config at ``config`` (a path from the repository's root), validated."""
+def load_config(config: str, sets: Sequence[str] = ()):
+    """The experiment config at ``config`` (a path from the repository's root) with ``sets``
+    (``key=value`` overrides), validated."""
     from cluster.config.rl_experiment import load_experiment
 
-    return load_experiment(REPO / config)
+    return load_experiment(REPO / config, sets)
+
+
+def trained_otherwise(run_dir: Path, sets: Sequence[str]) -> list[str]:
+    """The keys where the run's saved config differs from CONFIG with ``sets`` in what it trains
+    (seed, env, policy, learner, rollout): not empty for a run made before CONFIG changed."""
+    from cluster.config.rl_experiment import load_experiment
+    from cluster.config.schema import to_dict
+    from cluster.reinforce.outputs import CONFIG_FILE
+    from cluster.trackers import flatten
+
+    def training(cfg) -> dict:
+        return {k: v for k, v in flatten(to_dict(cfg)).items()
+                if k.split(".")[0] in ("seed", "env", "policy", "learner", "rollout")}
+
+    have, want = training(load_experiment(run_dir / CONFIG_FILE)), training(load_config(CONFIG, sets))
+    return sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
 
 
 def config_frameskip() -> int:
@@ -98,14 +115,15 @@ def raw_frames_per_s(config: str, seconds: float) -> float:
 def sampling_frames_per_s(config: str, num_workers: int, seconds: float,
                           envs_per_worker: int | None = None) -> float:
     """Frames per second gathered by ``num_workers`` Ray rollout workers with a fixed policy
-    (``envs_per_worker`` games each, default the config's)."""
+    (``envs_per_worker`` games each, default the config's), whole games a call."""
     import ray
 
     from cluster.reinforce.workers import WorkerGroup
     from rl.envs import frameskip
 
     cfg = load_config(config)
-    rollout = dataclasses.replace(cfg.rollout, envs_per_worker=envs_per_worker or cfg.rollout.envs_per_worker)
+    rollout = dataclasses.replace(cfg.rollout, envs_per_worker=envs_per_worker or cfg.rollout.envs_per_worker,
+                                  steps_per_env=None)
     group = WorkerGroup("bench", num_workers, (cfg.env, cfg.policy, rollout), seed=0,
                         cpus_per_worker=1, max_restarts=0)
     weights = ray.put(random_weights(cfg, np.random.default_rng(0)))
@@ -166,7 +184,8 @@ def run() -> dict:
                               for n in (1, 2)}
     raw_after = raw_frames_per_s(CONFIG, MEASURE_S / 2)
     raw = max(raw_before, raw_after)
-    training = {"mlp": training_frames_per_s(CONFIG, 12, (f"rollout.envs_per_worker={MLP_THROUGHPUT_ENVS}",)),
+    training = {"mlp": training_frames_per_s(CONFIG, 12, (f"rollout.envs_per_worker={MLP_THROUGHPUT_ENVS}",
+                                                          "rollout.steps_per_env=null")),
                 "cnn": training_frames_per_s(CNN_CONFIG, 4)}
     ratio = {name: {"1": round(s["1"] / raw, 3), "2": round(s["2"] / 2 / raw, 3)}
              for name, s in sampling.items()}
@@ -245,7 +264,8 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
     """The run in ``runs``, trained under sticky actions to at least ``frames`` emulator frames:
     ``labrun train CONFIG`` with ``sets`` (``key=value`` overrides) when ``runs`` holds none,
     else continued from its last checkpoint when it stopped short (an interrupted benchmark, or
-    a second leg). Its config keeps the ``sets``, so a continued run trains the same way."""
+    a second leg). Its config keeps the ``sets``, so a continued run trains the same way; a run
+    that trained otherwise (CONFIG changed since) is refused, never continued or reported."""
     from cluster.folders import locked
     from cluster.reinforce import checkpoint
 
@@ -267,6 +287,9 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
                             "--set", "output.video_every=null", "--set", "output.checkpoint_every=20",
                             *overrides), "labrun train")
         run_dir = found()[-1]
+        if differ := trained_otherwise(run_dir, sets):
+            raise RuntimeError(f"{run_dir} was trained otherwise than {CONFIG} with "
+                               f"{list(sets)} ({', '.join(differ)}): remove it to train again")
         steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
         if steps < frames // skip:      # a kill cut it short, or the next leg
             print(f"continuing {run_dir} from {steps * skip:,} to {frames:,} frames", flush=True)
@@ -346,9 +369,10 @@ def plot_learning(rows: list[dict], skip: int, random_mean: float,
     """Training return (last 20 games, sampled, sticky) against emulator frames and against
     minutes, the greedy sticky evaluations marked."""
     from cluster.figures import pyplot, save
+    from cluster.reinforce.outputs import with_returns
 
     plt = pyplot()
-    rows = [r for r in rows if "rollout/episode_return_mean" in r]   # none before a game ends
+    rows = with_returns(rows)
     frames = [r["counters/env_steps"] * skip / 1e6 for r in rows]
     minutes = [r["time/train_s"] / 60 for r in rows]
     returns = [r["rollout/episode_return_mean"] for r in rows]

@@ -8,7 +8,7 @@ greedy and sampled, sticky actions on. Per variant: each seed's score, and the m
 with its standard error, beside the config's. Into benchmarks/results/pong_seeds.json, with a
 plot of every run's training curve.
 
-A run takes 12-14 minutes on 2 quiet CPUs, eighteen in all (about four hours). Each lives in
+A run takes 12-16 minutes on 2 quiet CPUs, 24 in all (about five and a half hours). Each lives in
 runs/bench-pong-seeds/<variant>/seed<N>/ and is trained and evaluated once: run again after an
 interruption, the benchmark continues where it stopped. Remove a run's folder to redo it.
 """
@@ -21,16 +21,18 @@ import numpy as np
 
 from benchmarks import pong
 
+# The config's settings before pieces of games: 4 whole games an update (2 workers x 2 games),
+# a constant learning rate of 1e-3.
+WHOLE_GAMES = ("rollout.steps_per_env=null", "learner.lr_final=null", "learner.lr_decay_steps=null")
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "config": (),                                        # configs/pong_mlp.yaml as it is
-    "2_games_an_update": ("rollout.envs_per_worker=1",),  # twice the updates, half the batch
-    "entropy_0.01": ("learner.entropy_coef=0.01",),       # an entropy bonus
-    "hidden_400": ("policy.hidden_sizes=[400]",),         # twice the policy's hidden units
-    # pieces of games: each env stops at its first point after 500 steps, about 2,000 steps an
-    # update on 2 workers however long the games grow (about 1,750 updates by 20 M frames)
-    "2k_steps": ("rollout.steps_per_env=500",),
-    "2k_steps_annealed": ("rollout.steps_per_env=500", "learner.lr_final=1e-4",   # and the rate
-                          "learner.lr_decay_steps=4000000"),                      # to 1e-4 at 20 M
+    "config": (),            # configs/pong_mlp.yaml as it is: pieces of 500 steps, rate annealed
+    "whole_games": WHOLE_GAMES,
+    "whole_games_2_an_update": (*WHOLE_GAMES, "rollout.envs_per_worker=1"),  # twice the updates
+    "whole_games_entropy_0.01": (*WHOLE_GAMES, "learner.entropy_coef=0.01"),  # an entropy bonus
+    "whole_games_hidden_400": (*WHOLE_GAMES, "policy.hidden_sizes=[400]"),    # twice the units
+    "2k_steps": ("learner.lr_final=null", "learner.lr_decay_steps=null"),     # a constant rate
+    # pieces half as long (about 1,000 steps an update on 2 workers, 3,100 updates by 20 M)
+    "1k_steps_annealed": ("rollout.steps_per_env=250",),
 }
 SEEDS = (0, 1, 2)
 RUNS = pong.REPO / "runs" / "bench-pong-seeds"
@@ -115,7 +117,7 @@ def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
     """Training return (last 20 games, sampled actions) against emulator frames, every run, one
     colour a variant."""
     from cluster.figures import pyplot, save
-    from cluster.reinforce.outputs import read_metrics
+    from cluster.reinforce.outputs import read_metrics, with_returns
 
     skip = pong.config_frameskip()
     plt = pyplot()
@@ -123,9 +125,8 @@ def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
     for colour, (name, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
                                      per_variant.items()):
         for i, result in enumerate(seeds.values()):
-            rows = [r for r in read_metrics(pong.REPO / result["run_dir"])
-                    if r["counters/env_steps"] * skip <= result["frames"]
-                    and "rollout/episode_return_mean" in r]      # none before the first game ends
+            rows = [r for r in with_returns(read_metrics(pong.REPO / result["run_dir"]))
+                    if r["counters/env_steps"] * skip <= result["frames"]]
             ax.plot([r["counters/env_steps"] * skip / 1e6 for r in rows],
                     [r["rollout/episode_return_mean"] for r in rows], color=colour, alpha=0.8,
                     linewidth=1, label=name if i == 0 else None)

@@ -84,7 +84,8 @@ QUICK = Plan(measure_s=0.2, envs_per_worker=(1, 2), batch_steps=(256, 1024), cnn
 
 def sampling(config: str, workers: int, envs_per_worker: int, episodes_per_env: int,
              seconds: float) -> dict:
-    """Steps/s (and frames/s) of ``workers`` rollout workers with a fixed random policy."""
+    """Steps/s (and frames/s) of ``workers`` rollout workers with a fixed random policy, each
+    environment playing ``episodes_per_env`` whole episodes a call (never pieces of games)."""
     import ray
 
     from cluster.reinforce.workers import WorkerGroup
@@ -92,7 +93,7 @@ def sampling(config: str, workers: int, envs_per_worker: int, episodes_per_env: 
 
     cfg = load_config(config)
     rollout = dataclasses.replace(cfg.rollout, envs_per_worker=envs_per_worker,
-                                  episodes_per_env=episodes_per_env)
+                                  episodes_per_env=episodes_per_env, steps_per_env=None)
     group = WorkerGroup("bench", workers, (cfg.env, cfg.policy, rollout), seed=0,
                         cpus_per_worker=1, max_restarts=0)
     weights = ray.put(random_weights(cfg, np.random.default_rng(0)))

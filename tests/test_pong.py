@@ -19,10 +19,12 @@ PONG_SCALARS = ["rollout/points_won_mean", "rollout/points_lost_mean", "rollout/
 
 @pytest.fixture(scope="module")
 def pong_run(ray_address, tmp_path_factory):
-    """configs/pong_mlp.yaml for 2 iterations of 2 rollout workers x 1 whole game, with a video."""
+    """configs/pong_mlp.yaml for 2 iterations of 2 rollout workers x 1 whole game (not the
+    config's pieces of games, so that every iteration ends games), with a video."""
     runs = tmp_path_factory.mktemp("pong")
     out = run_cli("train", "configs/pong_mlp.yaml", "--address", ray_address, "--runs-dir", str(runs),
                   "--set", "rollout.num_workers=2", "--set", "rollout.envs_per_worker=1",
+                  "--set", "rollout.steps_per_env=null",
                   "--set", "stop.iterations=2", "--set", "output.checkpoint_every=1",
                   "--set", "output.video_every=2", "--set", "output.video_max_steps=40")
     assert out.returncode == 0, out.stdout + out.stderr

@@ -18,10 +18,10 @@ def test_a_variant_is_compared_with_the_config_by_the_difference_of_means():
     result = lambda greedy: {"greedy": greedy, "sampled": greedy - 5}
     summary = pong_seeds.summarize({
         "config": {0: result(-2.0), 1: result(1.0), 2: result(4.0)},            # 1 ± 1.73
-        "entropy_0.01": {0: result(3.0), 1: result(6.0), 2: result(9.0)},       # 6 ± 1.73
+        "1k_steps_annealed": {0: result(3.0), 1: result(6.0), 2: result(9.0)},  # 6 ± 1.73
     })
-    variant = summary["entropy_0.01"]
-    assert variant["overrides"] == ["learner.entropy_coef=0.01"]
+    variant = summary["1k_steps_annealed"]
+    assert variant["overrides"] == ["rollout.steps_per_env=250"]
     assert variant["greedy_minus_config"] == 5.0
     assert variant["greedy_minus_config_stderr"] == pytest.approx(2.45)        # hypot(1.73, 1.73)
     assert variant["sampled_over_seeds"]["mean"] == 1.0
@@ -52,7 +52,7 @@ def fake_pong_runs(tmp_path, monkeypatch) -> list:
     def labrun(command, *args):
         commands.append(command)
         (tmp_path / "pong_mlp__0__2").mkdir()
-        (tmp_path / "pong_mlp__0__2" / "config.yaml").write_text("")
+        saved_config(tmp_path / "pong_mlp__0__2")
 
     monkeypatch.setattr(pong, "_labrun", labrun)
     monkeypatch.setattr(pong, "_finish", lambda proc, what: None)
@@ -61,10 +61,17 @@ def fake_pong_runs(tmp_path, monkeypatch) -> list:
     return commands
 
 
-def a_run(tmp_path, checkpointed: bool):
+def saved_config(run, *sets: str) -> None:
+    """The config a run of CONFIG with ``sets`` saves, as `labrun train` writes it."""
+    from cluster.config.rl_experiment import dump_experiment
+
+    dump_experiment(pong.load_config(pong.CONFIG, sets), run / "config.yaml")
+
+
+def a_run(tmp_path, checkpointed: bool, *sets: str):
     run = tmp_path / "pong_mlp__0__1"
     run.mkdir()
-    (run / "config.yaml").write_text("")
+    saved_config(run, *sets)
     if checkpointed:
         (run / "checkpoints" / "iter_000020").mkdir(parents=True)
         (run / "checkpoints" / "iter_000020" / "state.json").write_text("{}")
@@ -93,6 +100,19 @@ def test_a_run_with_a_checkpoint_is_kept_and_one_being_written_is_not_removed(tm
     assert run.exists() and commands == []
 
 
+def test_a_run_trained_before_the_config_changed_is_refused_not_continued(tmp_path, monkeypatch):
+    """Runs are kept between benchmarks by folder: one trained with other settings than the
+    config and the variant's overrides now give must not be resumed or reported as theirs."""
+    commands = fake_pong_runs(tmp_path, monkeypatch)
+    run = a_run(tmp_path, True, "learner.lr=0.5", "rollout.envs_per_worker=7")
+    with pytest.raises(RuntimeError, match=r"learner\.lr, rollout\.envs_per_worker\): remove it"):
+        pong.train_to(tmp_path, 1000)
+    with pytest.raises(RuntimeError, match=r"\(seed\)"):
+        pong.train_to(tmp_path, 1000, ("seed=3", "learner.lr=0.5", "rollout.envs_per_worker=7"))
+    assert pong.train_to(tmp_path, 1000, ("learner.lr=0.5", "rollout.envs_per_worker=7")) == run
+    assert commands == [] and run.exists()
+
+
 @pytest.mark.parametrize("variant", list(pong_seeds.VARIANTS))
 def test_every_variant_is_a_valid_config_trained_under_sticky_actions(variant):
     from cluster.config.rl_experiment import load_experiment
@@ -107,7 +127,7 @@ def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_
     from cluster import figures
 
     per_variant = {}
-    for name in ("config", "entropy_0.01"):
+    for name in ("config", "whole_games"):
         for seed in (0, 1):
             run = tmp_path / name / str(seed)
             run.mkdir(parents=True)

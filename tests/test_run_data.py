@@ -21,7 +21,7 @@ import pytest
 
 from cluster.errors import UsageError
 from cluster.reinforce import checkpoint
-from cluster.reinforce.outputs import read_metrics
+from cluster.reinforce.outputs import METRICS_FILE, read_metrics, with_returns
 from cluster.storage import Mirror
 from helpers import REPO, only_run_dir, run_cli, start_cli, wait_for
 
@@ -106,6 +106,17 @@ def test_eval_uses_the_newest_intact_checkpoint_and_says_which_it_skipped(tmp_pa
     assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.count("\n") == 1 and "no intact checkpoint" in out.stderr
     assert all(f"iter_00000{i}" in out.stderr for i in (1, 2, 3))
+
+
+def test_metrics_leave_out_a_row_still_being_written_and_curves_only_rows_with_a_return(tmp_path):
+    rows = [{"step": 1, "counters/env_steps": 500},                        # no game ended yet
+            {"step": 2, "rollout/episode_return_mean": -20.0},
+            {"step": 3, "counters/env_steps": 1500},                       # a piece, no game ended
+            {"step": 4, "rollout/episode_return_mean": -19.5}]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    (tmp_path / METRICS_FILE).write_text(text + '{"step": 5, "rollout/epi')  # the run appending
+    assert read_metrics(tmp_path) == rows
+    assert [r["step"] for r in with_returns(read_metrics(tmp_path))] == [2, 4]
 
 
 def test_iterations_sort_as_numbers_past_999999(tmp_path):

@@ -122,9 +122,15 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
 
+def with_returns(rows: list[dict]) -> list[dict]:
+    """The metrics rows that carry a training return: none before the first game ends, nor, with
+    pieces of games (``rollout.steps_per_env``), for an iteration in which no game ended."""
+    return [r for r in rows if "rollout/episode_return_mean" in r]
+
+
 def plot_learning_curve(run_dir: Path, target: float | None = None) -> Path | None:
     """Mean return over the window against environment steps, as a PNG in the run folder."""
-    rows = [r for r in read_metrics(run_dir) if "rollout/episode_return_mean" in r]
+    rows = with_returns(read_metrics(run_dir))
     if not rows:
         return None
     from cluster.figures import pyplot, save
