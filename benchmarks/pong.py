@@ -62,8 +62,9 @@ def load_config(config: str, sets: Sequence[str] = ()):
 
 
 def trained_otherwise(run_dir: Path, sets: Sequence[str]) -> list[str]:
-    """The keys where the run's saved config differs from CONFIG with ``sets`` in what it trains
-    (seed, env, policy, learner, rollout): not empty for a run made before CONFIG changed."""
+    """Where the run's saved config differs from CONFIG with ``sets`` in what it trains (seed,
+    env, policy, learner, rollout), one "key: run's value, now value" each: not empty for a run
+    made before CONFIG changed."""
     from cluster.config.rl_experiment import load_experiment
     from cluster.config.schema import to_dict
     from cluster.reinforce.outputs import CONFIG_FILE
@@ -74,7 +75,8 @@ def trained_otherwise(run_dir: Path, sets: Sequence[str]) -> list[str]:
                 if k.split(".")[0] in ("seed", "env", "policy", "learner", "rollout")}
 
     have, want = training(load_experiment(run_dir / CONFIG_FILE)), training(load_config(CONFIG, sets))
-    return sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
+    return [f"{k}: {have.get(k)!r} in the run, {want.get(k)!r} now"
+            for k in sorted(have.keys() | want.keys()) if have.get(k) != want.get(k)]
 
 
 def config_frameskip() -> int:
@@ -288,8 +290,9 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
                             *overrides), "labrun train")
         run_dir = found()[-1]
         if differ := trained_otherwise(run_dir, sets):
-            raise RuntimeError(f"{run_dir} was trained otherwise than {CONFIG} with "
-                               f"{list(sets)} ({', '.join(differ)}): remove it to train again")
+            raise RuntimeError(f"{run_dir} was trained otherwise than {CONFIG}"
+                               f"{' with ' + ' '.join(sets) if sets else ''} ({'; '.join(differ)}):"
+                               " remove it to train again")
         steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
         if steps < frames // skip:      # a kill cut it short, or the next leg
             print(f"continuing {run_dir} from {steps * skip:,} to {frames:,} frames", flush=True)

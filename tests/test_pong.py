@@ -7,7 +7,7 @@ import pytest
 from cluster.labs import LABS
 from cluster.reinforce import checkpoint
 from cluster.reinforce.outputs import read_metrics
-from helpers import only_run_dir, run_cli
+from helpers import REPO, only_run_dir, run_cli
 from rl.video import count_mp4_frames
 
 pytestmark = pytest.mark.slow
@@ -64,6 +64,30 @@ def test_a_pong_run_reports_exactly_the_metrics_sweeps_accept(pong_run):
     accepted = set(LABS["rl"].metrics())
     assert reported == accepted, (f"reported, not accepted: {sorted(reported - accepted)}; "
                                   f"accepted, not reported: {sorted(accepted - reported)}")
+
+
+def test_the_learning_config_as_shipped_trains_on_pieces_of_games_at_its_scheduled_rate(
+        ray_address, tmp_path):
+    """configs/pong_mlp.yaml with nothing but a short stop: every update holds at least 2 workers
+    x 2 games x 500 steps (each piece runs on to its point), at the rate its schedule gives for
+    the steps trained before it, and the step counter adds the pieces up."""
+    from cluster.config.rl_experiment import load_experiment
+    from rl.schedules import learning_rate
+
+    out = run_cli("train", "configs/pong_mlp.yaml", "--address", ray_address, "--runs-dir",
+                  str(tmp_path), "--set", "rollout.num_workers=2", "--set", "stop.iterations=3",
+                  "--set", "output.video_every=null")
+    assert out.returncode == 0, out.stdout + out.stderr
+    cfg = load_experiment(REPO / "configs" / "pong_mlp.yaml")
+    assert cfg.rollout.steps_per_env == 500 and cfg.learner.lr_final is not None
+    rows = read_metrics(only_run_dir(tmp_path))
+    assert [r["counters/iteration"] for r in rows] == [1, 2, 3]
+    before = 0
+    for row in rows:
+        assert row["learner/batch_steps"] >= 2 * 2 * 500
+        assert row["learner/lr"] == pytest.approx(learning_rate(cfg.learner, before))
+        before += row["learner/batch_steps"]
+        assert row["counters/env_steps"] == before
 
 
 def test_eval_video_writes_an_mp4_with_every_step_and_a_gif(pong_run):

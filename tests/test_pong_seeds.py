@@ -103,14 +103,32 @@ def test_a_run_with_a_checkpoint_is_kept_and_one_being_written_is_not_removed(tm
 def test_a_run_trained_before_the_config_changed_is_refused_not_continued(tmp_path, monkeypatch):
     """Runs are kept between benchmarks by folder: one trained with other settings than the
     config and the variant's overrides now give must not be resumed or reported as theirs."""
+    from types import SimpleNamespace
+
+    from cluster.reinforce import checkpoint
+
     commands = fake_pong_runs(tmp_path, monkeypatch)
+    monkeypatch.setattr(checkpoint, "newest_intact",      # short of the frames: would be resumed
+                        lambda root: SimpleNamespace(counters={"env_steps": 0}))
     run = a_run(tmp_path, True, "learner.lr=0.5", "rollout.envs_per_worker=7")
-    with pytest.raises(RuntimeError, match=r"learner\.lr, rollout\.envs_per_worker\): remove it"):
+    with pytest.raises(RuntimeError, match=r"\(learner\.lr: 0\.5 in the run, 0\.001 now; "
+                                           r"rollout\.envs_per_worker: 7 in the run, 2 now\): remove"):
         pong.train_to(tmp_path, 1000)
-    with pytest.raises(RuntimeError, match=r"\(seed\)"):
+    with pytest.raises(RuntimeError, match=r"\(seed: 0 in the run, 3 now\)"):
         pong.train_to(tmp_path, 1000, ("seed=3", "learner.lr=0.5", "rollout.envs_per_worker=7"))
-    assert pong.train_to(tmp_path, 1000, ("learner.lr=0.5", "rollout.envs_per_worker=7")) == run
     assert commands == [] and run.exists()
+    assert pong.train_to(tmp_path, 1000, ("learner.lr=0.5", "rollout.envs_per_worker=7")) == run
+    assert commands == ["resume"]                          # the same settings: continued
+
+
+def test_the_whole_games_variants_train_as_the_config_did_before_pieces_of_games():
+    """WHOLE_GAMES stands for configs/pong_mlp.yaml before 2026-12-07 (4 whole games an update,
+    a constant rate): the seed benchmark's whole-games runs were trained with that file."""
+    cfg = pong.load_config(pong.CONFIG, pong_seeds.WHOLE_GAMES)
+    assert cfg.rollout.steps_per_env is None and cfg.rollout.episodes_per_env == 1
+    assert cfg.rollout.envs_per_worker == 2
+    assert (cfg.learner.lr, cfg.learner.lr_final, cfg.learner.lr_decay_steps) == (1e-3, None, None)
+    assert cfg.learner.baseline == "value" and cfg.policy.hidden_sizes == (200,)
 
 
 @pytest.mark.parametrize("variant", list(pong_seeds.VARIANTS))
