@@ -64,8 +64,9 @@ def fake_pong_runs(tmp_path, monkeypatch) -> list:
 def saved_config(run, *sets: str) -> None:
     """The config a run of CONFIG with ``sets`` saves, as `labrun train` writes it."""
     from cluster.config.rl_experiment import dump_experiment
+    from cluster.reinforce.outputs import CONFIG_FILE
 
-    dump_experiment(pong.load_config(pong.CONFIG, sets), run / "config.yaml")
+    dump_experiment(pong.load_config(pong.CONFIG, sets), run / CONFIG_FILE)
 
 
 def a_run(tmp_path, checkpointed: bool, *sets: str):
