@@ -9,8 +9,9 @@ configs' frameskip of 5, the course's setting):
   timed before and after the sampling runs, the faster reading kept so the ratio is never
   flattered.
 - ``sampling_frames_per_s`` with 1 and 2 rollout workers (Ray actors) playing whole games with
-  a fixed random-weight policy, no learning, after one warm-up call; for configs/pong_mlp.yaml
-  (the benchmark's policy) and configs/pong.yaml (the course's CNN).
+  a fixed random-weight policy, no learning, timed once the actors are built (``scaling.sampling``,
+  the scaling benchmark's measure); for configs/pong_mlp.yaml (the benchmark's policy) and
+  configs/pong.yaml (the course's CNN).
 - ``training_frames_per_s``: the whole loop (actors, learner, broadcasts) through the real CLI
   with every CPU, iterations 2 to the end (the first includes start-up).
 
@@ -53,6 +54,11 @@ CNN_CONFIG = "configs/pong.yaml"
 MLP_THROUGHPUT_ENVS = 5
 
 
+class RefusedRun(RuntimeError):
+    """A kept run that the benchmark will not continue or report (it trained otherwise than the
+    config says now); ``benchmarks.run`` prints it as one line."""
+
+
 def load_config(config: str, sets: Sequence[str] = ()):
     """The experiment config at ``config`` (a path from the repository's root) with ``sets``
     (``key=value`` overrides), validated."""
@@ -64,9 +70,9 @@ def load_config(config: str, sets: Sequence[str] = ()):
 def trained_otherwise(run_dir: Path, sets: Sequence[str]) -> list[str]:
     """Where the run's saved config differs from CONFIG with ``sets`` in what it trains (seed,
     env, policy, learner, rollout), one "key: run's value, now value" each: not empty for a run
-    made before CONFIG changed."""
+    made before CONFIG changed, or whose saved config no longer loads."""
     from cluster.config.rl_experiment import load_experiment
-    from cluster.config.schema import to_dict
+    from cluster.config.schema import ConfigError, to_dict
     from cluster.reinforce.outputs import CONFIG_FILE
     from cluster.trackers import flatten
 
@@ -74,7 +80,11 @@ def trained_otherwise(run_dir: Path, sets: Sequence[str]) -> list[str]:
         return {k: v for k, v in flatten(to_dict(cfg)).items()
                 if k.split(".")[0] in ("seed", "env", "policy", "learner", "rollout")}
 
-    have, want = training(load_experiment(run_dir / CONFIG_FILE)), training(load_config(CONFIG, sets))
+    try:
+        have = training(load_experiment(run_dir / CONFIG_FILE))
+    except ConfigError as err:      # a key renamed or removed since the run was made
+        return [f"its saved config no longer loads: {err}"]
+    want = training(load_config(CONFIG, sets))
     return [f"{k}: {have.get(k)!r} in the run, {want.get(k)!r} now"
             for k in sorted(have.keys() | want.keys()) if have.get(k) != want.get(k)]
 
@@ -114,31 +124,6 @@ def raw_frames_per_s(config: str, seconds: float) -> float:
     return steps * frameskip(cfg) / (time.perf_counter() - start)
 
 
-def sampling_frames_per_s(config: str, num_workers: int, seconds: float,
-                          envs_per_worker: int | None = None) -> float:
-    """Frames per second gathered by ``num_workers`` Ray rollout workers with a fixed policy
-    (``envs_per_worker`` games each, default the config's), whole games a call."""
-    import ray
-
-    from cluster.reinforce.workers import WorkerGroup
-    from rl.envs import frameskip
-
-    cfg = load_config(config)
-    rollout = dataclasses.replace(cfg.rollout, envs_per_worker=envs_per_worker or cfg.rollout.envs_per_worker,
-                                  steps_per_env=None)
-    group = WorkerGroup("bench", num_workers, (cfg.env, cfg.policy, rollout), seed=0,
-                        cpus_per_worker=1, max_restarts=0)
-    weights = ray.put(random_weights(cfg, np.random.default_rng(0)))
-    try:
-        group.sample(weights)  # warm-up: actors started, ROMs loaded
-        steps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            steps += sum(b.num_steps for b in group.sample(weights))
-        return steps * frameskip(cfg.env) / (time.perf_counter() - start)
-    finally:
-        group.shutdown()
-
-
 def train_rows(config: str, sets: list[str]) -> list[dict]:
     """``labrun train config --set ...`` through the CLI, without videos, in a temporary runs
     folder; its metrics rows."""
@@ -175,14 +160,16 @@ def training_frames_per_s(config: str, iterations: int, sets: tuple[str, ...] = 
 
 def run() -> dict:
     """``make bench``: throughput only (a few minutes)."""
+    from benchmarks import scaling  # imports this module: here, not at the top
     from cluster.infra.session import RaySession
     from rl.envs import frameskip
 
     raw_before = raw_frames_per_s(CONFIG, MEASURE_S / 2)
     sampling = {}
     with RaySession(num_cpus=2):
-        for name, config, envs in (("mlp", CONFIG, MLP_THROUGHPUT_ENVS), ("cnn", CNN_CONFIG, None)):
-            sampling[name] = {str(n): round(sampling_frames_per_s(config, n, MEASURE_S, envs))
+        for name, config, envs in (("mlp", CONFIG, MLP_THROUGHPUT_ENVS),
+                                   ("cnn", CNN_CONFIG, load_config(CNN_CONFIG).rollout.envs_per_worker)):
+            sampling[name] = {str(n): scaling.sampling(config, n, envs, 1, MEASURE_S)["frames_per_s"]
                               for n in (1, 2)}
     raw_after = raw_frames_per_s(CONFIG, MEASURE_S / 2)
     raw = max(raw_before, raw_after)
@@ -290,7 +277,7 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
                             *overrides), "labrun train")
         run_dir = found()[-1]
         if differ := trained_otherwise(run_dir, sets):
-            raise RuntimeError(f"{run_dir} was trained otherwise than {CONFIG}"
+            raise RefusedRun(f"{run_dir} was trained otherwise than {CONFIG}"
                                f"{' with ' + ' '.join(sets) if sets else ''} ({'; '.join(differ)}):"
                                " remove it to train again")
         steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)

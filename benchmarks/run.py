@@ -63,7 +63,11 @@ def main(names: list[str]) -> int:
         function, file_name, table_rows = BENCHMARKS[name]
         console.print(f"[bold]benchmark {name}[/bold] "
                       f"({DURATION.get(name, 'a few minutes')})")
-        result = function()
+        try:
+            result = function()
+        except pong.RefusedRun as err:
+            console.print(f"error: {err}", markup=False, soft_wrap=True)
+            return 1
         result[f"measured_at_{name}"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         result["machine"] = machine()
         path = RESULTS / f"{file_name}.json"

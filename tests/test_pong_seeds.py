@@ -112,14 +112,36 @@ def test_a_run_trained_before_the_config_changed_is_refused_not_continued(tmp_pa
     monkeypatch.setattr(checkpoint, "newest_intact",      # short of the frames: would be resumed
                         lambda root: SimpleNamespace(counters={"env_steps": 0}))
     run = a_run(tmp_path, True, "learner.lr=0.5", "rollout.envs_per_worker=7")
-    with pytest.raises(RuntimeError, match=r"\(learner\.lr: 0\.5 in the run, 0\.001 now; "
+    with pytest.raises(pong.RefusedRun, match=r"\(learner\.lr: 0\.5 in the run, 0\.001 now; "
                                            r"rollout\.envs_per_worker: 7 in the run, 2 now\): remove"):
         pong.train_to(tmp_path, 1000)
-    with pytest.raises(RuntimeError, match=r"\(seed: 0 in the run, 3 now\)"):
+    with pytest.raises(pong.RefusedRun, match=r"\(seed: 0 in the run, 3 now\)"):
         pong.train_to(tmp_path, 1000, ("seed=3", "learner.lr=0.5", "rollout.envs_per_worker=7"))
     assert commands == [] and run.exists()
     assert pong.train_to(tmp_path, 1000, ("learner.lr=0.5", "rollout.envs_per_worker=7")) == run
     assert commands == ["resume"]                          # the same settings: continued
+
+
+def test_a_run_whose_saved_config_no_longer_loads_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """A key renamed since the run was made: the benchmark names the run and the key, and
+    `python -m benchmarks.run` prints it as one error line, not a traceback."""
+    from benchmarks import run as bench_run
+    from cluster.reinforce.outputs import CONFIG_FILE
+
+    commands = fake_pong_runs(tmp_path, monkeypatch)
+    run = a_run(tmp_path, True)
+    saved = run / CONFIG_FILE
+    saved.write_text(saved.read_text().replace("lr_final:", "lr_last:"))
+    with pytest.raises(pong.RefusedRun, match=r"its saved config no longer loads: .*lr_last"):
+        pong.train_to(tmp_path, 1000)
+    assert commands == [] and run.exists()
+    monkeypatch.setitem(bench_run.BENCHMARKS, "refused",
+                        (lambda: pong.train_to(tmp_path, 1000), "refused", lambda result: []))
+    monkeypatch.setattr(bench_run, "RESULTS", tmp_path / "results")
+    assert bench_run.main(["refused"]) == 1
+    out = capsys.readouterr().out
+    assert "error: " in out and "lr_last" in out and "Traceback" not in out
+    assert not (tmp_path / "results" / "refused.json").exists()
 
 
 def test_the_whole_games_variants_train_as_the_config_did_before_pieces_of_games():
