@@ -8,7 +8,7 @@ greedy and sampled, sticky actions on. Per variant: each seed's score, and the m
 with its standard error, beside the config's. Into benchmarks/results/pong_seeds.json, with a
 plot of every run's training curve.
 
-A run takes 12-15 minutes on 2 quiet CPUs, 21 in all (about five hours). Each lives in
+A run takes 12-15 minutes on 2 quiet CPUs, 27 in all (about six and a half hours). Each lives in
 runs/bench-pong-seeds/<variant>/seed<N>/ and is trained and evaluated once: run again after an
 interruption, the benchmark continues where it stopped. Remove a run's folder to redo it.
 """
@@ -33,6 +33,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "constant_rate": ("learner.lr_final=null", "learner.lr_decay_steps=null"),  # 1e-3 throughout
     # pieces half as long (at least 1,000 steps an update on 2 workers, 3,060 updates by 20 M)
     "1k_steps_annealed": ("rollout.steps_per_env=250",),
+    # twice the games an update, in pieces a quarter as long (at least 1,000 steps an update)
+    "8_games_125_steps": ("rollout.envs_per_worker=4", "rollout.steps_per_env=125"),
+    # a convolution before the hidden layer: 16 filters on each 4x4 patch (stride 4), the same
+    # weights at every place on the screen (policy and value), at about the MLP's cost
+    "conv_16_4x4": ("policy.conv=[{filters: 16, kernel: 4, stride: 4}]",),
 }
 SEEDS = (0, 1, 2)
 RUNS = pong.REPO / "runs" / "bench-pong-seeds"
@@ -114,28 +119,46 @@ def run() -> dict:
 
 
 def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
-    """Training return (last 20 games, sampled actions) against emulator frames, every run, one
-    colour a variant."""
+    """Training return (last 20 games, sampled actions) against emulator frames, every run up
+    to its evaluated checkpoint: one panel a variant, its seeds in colour over the config's in
+    grey (the config alone when there is no variant)."""
     from cluster.figures import pyplot, save
     from cluster.reinforce.outputs import read_metrics, with_returns
 
     skip = pong.config_frameskip()
+
+    def curve(result: dict) -> tuple[list[float], list[float]]:
+        rows = [r for r in with_returns(read_metrics(pong.REPO / result["run_dir"]))
+                if r["counters/env_steps"] * skip <= result["frames"]]
+        return ([r["counters/env_steps"] * skip / 1e6 for r in rows],
+                [r["rollout/episode_return_mean"] for r in rows])
+
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for colour, (name, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
-                                     per_variant.items()):
-        for i, result in enumerate(seeds.values()):
-            rows = [r for r in with_returns(read_metrics(pong.REPO / result["run_dir"]))
-                    if r["counters/env_steps"] * skip <= result["frames"]]
-            ax.plot([r["counters/env_steps"] * skip / 1e6 for r in rows],
-                    [r["rollout/episode_return_mean"] for r in rows], color=colour, alpha=0.8,
-                    linewidth=1, label=name if i == 0 else None)
-    ax.axhline(18, color="grey", linestyle="--", label="solved (+18)")
-    ax.set_xlabel("emulator frames (millions)")
-    ax.set_ylabel("training return, last 20 games (sampled)")
-    ax.set_title(f"Pong under sticky actions, {pong.CONFIG} and variants, seeds {list(SEEDS)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    panels = [name for name in per_variant if name != "config"] or ["config"]
+    cols = min(len(panels), 4)
+    rows_n = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.2 * cols, 2.6 * rows_n + 0.6), dpi=100,
+                             sharex=True, sharey=True, squeeze=False)
+    config = [curve(r) for r in per_variant.get("config", {}).values()]
+    for ax, name in zip(axes.flat, panels):
+        for i, (x, y) in enumerate(config):
+            ax.plot(x, y, color="grey", alpha=0.7, linewidth=0.8, label="config" if i == 0 else None)
+        if name != "config":
+            for i, (seed, result) in enumerate(per_variant[name].items()):
+                ax.plot(*curve(result), color=f"C{i}", linewidth=0.9, label=f"seed {seed}")
+        ax.axhline(18, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("frames (millions)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("training return", fontsize=8)
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Pong under sticky actions: each variant's seeds {list(SEEDS)} (colour) over "
+                 f"{pong.CONFIG}'s (grey); dashed: solved (+18)", fontsize=10)
+    fig.tight_layout()
     return save(fig, path)
 
 

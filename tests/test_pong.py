@@ -69,8 +69,8 @@ def test_a_pong_run_reports_exactly_the_metrics_sweeps_accept(pong_run):
 def test_the_learning_config_as_shipped_trains_on_pieces_of_games_at_its_scheduled_rate(
         ray_address, tmp_path):
     """configs/pong_mlp.yaml with nothing but a short stop: every update holds at least 2 workers
-    x 2 games x 500 steps (each piece runs on to its point), at the rate its schedule gives for
-    the steps trained before it, and the step counter adds the pieces up."""
+    x its games a worker x its steps a piece (each piece runs on to its point), at the rate its
+    schedule gives for the steps trained before it, and the step counter adds the pieces up."""
     from cluster.config.rl_experiment import load_experiment
     from rl.schedules import learning_rate
 
@@ -79,12 +79,12 @@ def test_the_learning_config_as_shipped_trains_on_pieces_of_games_at_its_schedul
                   "--set", "output.video_every=null")
     assert out.returncode == 0, out.stdout + out.stderr
     cfg = load_experiment(REPO / "configs" / "pong_mlp.yaml")
-    assert cfg.rollout.steps_per_env == 500 and cfg.learner.lr_final is not None
+    assert cfg.rollout.steps_per_env is not None and cfg.learner.lr_final is not None
     rows = read_metrics(only_run_dir(tmp_path))
     assert [r["counters/iteration"] for r in rows] == [1, 2, 3]
     before = 0
     for row in rows:
-        assert row["learner/batch_steps"] >= 2 * 2 * 500
+        assert row["learner/batch_steps"] >= 2 * cfg.rollout.envs_per_worker * cfg.rollout.steps_per_env
         assert row["learner/lr"] == pytest.approx(learning_rate(cfg.learner, before))
         before += row["learner/batch_steps"]
         assert row["counters/env_steps"] == before

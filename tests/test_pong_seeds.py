@@ -168,7 +168,7 @@ def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_
     from cluster import figures
 
     per_variant = {}
-    for name in ("config", "whole_games"):
+    for name in ("config", "whole_games", "constant_rate"):
         for seed in (0, 1):
             run = tmp_path / name / str(seed)
             run.mkdir(parents=True)
@@ -176,14 +176,17 @@ def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_
                     for s in (100, 200, 300)]
             (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             per_variant.setdefault(name, {})[seed] = {"run_dir": str(run), "frames": 200 * 5}
-    drawn, save = [], figures.save
+    drawn, panels, save = [], [], figures.save
     monkeypatch.setattr(figures, "save", lambda fig, path: (
-        drawn.extend(list(line.get_xdata()) for line in fig.axes[0].get_lines()), save(fig, path))[1])
+        drawn.extend(list(line.get_xdata()) for line in fig.axes[0].get_lines()),
+        panels.extend(ax.get_title() for ax in fig.axes if ax.get_visible()), save(fig, path))[2])
     open_before = figures.pyplot().get_fignums()
     path = pong_seeds.plot(per_variant, tmp_path / "plots" / "seeds.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert figures.pyplot().get_fignums() == open_before
-    # 4 runs cut at their 1,000 evaluated frames (steps 100 and 200 at frameskip 5), then +18
+    # one panel a variant; in each, the config's runs and the variant's cut at their 1,000
+    # evaluated frames (steps 100 and 200 at frameskip 5), then +18
+    assert panels == ["whole_games", "constant_rate"]
     assert drawn[:4] == [[0.0005, 0.001]] * 4 and len(drawn) == 5
 
 
