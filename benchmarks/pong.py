@@ -70,9 +70,10 @@ def load_config(config: str, sets: Sequence[str] = ()):
 def trained_otherwise(run_dir: Path, sets: Sequence[str]) -> list[str]:
     """Where the run's saved config differs from CONFIG with ``sets`` in what it trains (seed,
     env, policy, learner, rollout), one "key: run's value, now value" each: not empty for a run
-    made before CONFIG changed, or whose saved config no longer loads."""
+    made before CONFIG changed. ConfigError when the saved config no longer loads (a key
+    renamed or removed since)."""
     from cluster.config.rl_experiment import load_experiment
-    from cluster.config.schema import ConfigError, to_dict
+    from cluster.config.schema import to_dict
     from cluster.reinforce.outputs import CONFIG_FILE
     from cluster.trackers import flatten
 
@@ -80,11 +81,8 @@ def trained_otherwise(run_dir: Path, sets: Sequence[str]) -> list[str]:
         return {k: v for k, v in flatten(to_dict(cfg)).items()
                 if k.split(".")[0] in ("seed", "env", "policy", "learner", "rollout")}
 
-    try:
-        have = training(load_experiment(run_dir / CONFIG_FILE))
-    except ConfigError as err:      # a key renamed or removed since the run was made
-        return [f"its saved config no longer loads: {err}"]
     want = training(load_config(CONFIG, sets))
+    have = training(load_experiment(run_dir / CONFIG_FILE))
     return [f"{k}: {have.get(k)!r} in the run, {want.get(k)!r} now"
             for k in sorted(have.keys() | want.keys()) if have.get(k) != want.get(k)]
 
@@ -165,11 +163,11 @@ def run() -> dict:
     from rl.envs import frameskip
 
     raw_before = raw_frames_per_s(CONFIG, MEASURE_S / 2)
+    envs_per_worker = {"mlp": MLP_THROUGHPUT_ENVS, "cnn": load_config(CNN_CONFIG).rollout.envs_per_worker}
     sampling = {}
     with RaySession(num_cpus=2):
-        for name, config, envs in (("mlp", CONFIG, MLP_THROUGHPUT_ENVS),
-                                   ("cnn", CNN_CONFIG, load_config(CNN_CONFIG).rollout.envs_per_worker)):
-            sampling[name] = {str(n): scaling.sampling(config, n, envs, 1, MEASURE_S)["frames_per_s"]
+        for name, config in (("mlp", CONFIG), ("cnn", CNN_CONFIG)):
+            sampling[name] = {str(n): scaling.sampling(config, n, envs_per_worker[name], 1, MEASURE_S)["frames_per_s"]
                               for n in (1, 2)}
     raw_after = raw_frames_per_s(CONFIG, MEASURE_S / 2)
     raw = max(raw_before, raw_after)
@@ -190,8 +188,8 @@ def run() -> dict:
         "setup": f"frames = emulator frames ({frameskip(load_config(CONFIG).env)} per agent step; sticky "
                  f"actions {load_config(CONFIG).env.repeat_action_probability}). Policies: {CONFIG} (the "
                  f"benchmark's: MLP 1600-200-2) and cnn = {CNN_CONFIG} (the course's CNN); fixed "
-                 f"random weights for sampling; whole games, {MLP_THROUGHPUT_ENVS} (mlp) or 4 (cnn) "
-                 "envs per worker",
+                 f"random weights for sampling; whole games, {envs_per_worker['mlp']} (mlp) or "
+                 f"{envs_per_worker['cnn']} (cnn) envs per worker",
         "targets": {"sampling_per_worker_over_raw": f">= {TARGET_SAMPLING_RATIO}"},
         "met": {"sampling_per_worker_over_raw":
                 min(ratio["mlp"].values()) >= TARGET_SAMPLING_RATIO},
@@ -254,14 +252,17 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
     ``labrun train CONFIG`` with ``sets`` (``key=value`` overrides) when ``runs`` holds none,
     else continued from its last checkpoint when it stopped short (an interrupted benchmark, or
     a second leg). Its config keeps the ``sets``, so a continued run trains the same way; a run
-    that trained otherwise (CONFIG changed since) is refused, never continued or reported."""
+    that trained otherwise (CONFIG changed since), or whose saved config no longer loads, is
+    refused (RefusedRun), never continued or reported."""
+    from cluster.config.schema import ConfigError
     from cluster.folders import locked
     from cluster.reinforce import checkpoint
+    from cluster.reinforce.outputs import CONFIG_FILE
 
     skip = config_frameskip()
     runs.mkdir(parents=True, exist_ok=True)
     with locked(runs):     # a second benchmark on the same folder stops here, naming this one
-        found = lambda: sorted(p for p in runs.iterdir() if (p / "config.yaml").is_file())
+        found = lambda: sorted(p for p in runs.iterdir() if (p / CONFIG_FILE).is_file())
         last = found()[-1] if found() else None
         if last is not None and not checkpoint.list_checkpoints(last / "checkpoints"):
             with locked(last):    # not while a labrun writes it (UsageError, naming it)
@@ -276,10 +277,19 @@ def train_to(runs: Path, frames: int, sets: Sequence[str] = ()) -> Path:
                             "--set", "output.video_every=null", "--set", "output.checkpoint_every=20",
                             *overrides), "labrun train")
         run_dir = found()[-1]
-        if differ := trained_otherwise(run_dir, sets):
+        try:
+            differ = trained_otherwise(run_dir, sets)
+        except ConfigError as err:
+            if err.source != str(run_dir / CONFIG_FILE):     # CONFIG or ``sets`` themselves
+                raise
+            where = ", ".join(str(p) for p in (f"line {err.line}" if err.line else None, err.key) if p)
+            raise RefusedRun(f"{run_dir}: its saved config no longer loads ({where + ': ' if where else ''}"
+                             f"{err.message}), so it cannot be checked against {CONFIG}: remove it "
+                             "to train again") from None
+        if differ:
             raise RefusedRun(f"{run_dir} was trained otherwise than {CONFIG}"
-                               f"{' with ' + ' '.join(sets) if sets else ''} ({'; '.join(differ)}):"
-                               " remove it to train again")
+                             f"{' with ' + ' '.join(sets) if sets else ''} ({'; '.join(differ)}):"
+                             " remove it to train again")
         steps = checkpoint.newest_intact(run_dir / "checkpoints").counters.get("env_steps", 0)
         if steps < frames // skip:      # a kill cut it short, or the next leg
             print(f"continuing {run_dir} from {steps * skip:,} to {frames:,} frames", flush=True)

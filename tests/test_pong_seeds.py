@@ -126,21 +126,28 @@ def test_a_run_whose_saved_config_no_longer_loads_is_refused_in_one_line(tmp_pat
     """A key renamed since the run was made: the benchmark names the run and the key, and
     `python -m benchmarks.run` prints it as one error line, not a traceback."""
     from benchmarks import run as bench_run
+    from cluster.config.schema import ConfigError
     from cluster.reinforce.outputs import CONFIG_FILE
 
     commands = fake_pong_runs(tmp_path, monkeypatch)
     run = a_run(tmp_path, True)
     saved = run / CONFIG_FILE
     saved.write_text(saved.read_text().replace("lr_final:", "lr_last:"))
-    with pytest.raises(pong.RefusedRun, match=r"its saved config no longer loads: .*lr_last"):
+    with pytest.raises(pong.RefusedRun, match=r"pong_mlp__0__1: its saved config no longer loads "
+                                              r"\(line \d+, learner\.lr_last: .*\), so it cannot "
+                                              r"be checked against configs/pong_mlp\.yaml: remove"):
         pong.train_to(tmp_path, 1000)
     assert commands == [] and run.exists()
+    with pytest.raises(ConfigError, match="learner.lr_first"):     # a bad override is not the run's
+        pong.train_to(tmp_path, 1000, ("learner.lr_first=1",))
     monkeypatch.setitem(bench_run.BENCHMARKS, "refused",
                         (lambda: pong.train_to(tmp_path, 1000), "refused", lambda result: []))
     monkeypatch.setattr(bench_run, "RESULTS", tmp_path / "results")
     assert bench_run.main(["refused"]) == 1
-    out = capsys.readouterr().out
-    assert "error: " in out and "lr_last" in out and "Traceback" not in out
+    lines = capsys.readouterr().out.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(lines) == 2 and "benchmark refused" in lines[0]   # its header, then one error line
+    assert len(errors) == 1 and "lr_last" in errors[0] and errors[0].endswith("remove it to train again")
     assert not (tmp_path / "results" / "refused.json").exists()
 
 
@@ -163,12 +170,14 @@ def test_every_variant_is_a_valid_config_trained_under_sticky_actions(variant):
     assert cfg.seed == 2 and cfg.env.repeat_action_probability == 0.25
 
 
-def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_figure(
-        tmp_path, monkeypatch):
+@pytest.mark.parametrize("variants", [(), ("whole_games", "constant_rate"),
+                                      ("whole_games", "constant_rate", "a", "b", "c")])
+def test_the_plot_draws_one_panel_a_variant_each_run_up_to_its_evaluated_checkpoint(
+        tmp_path, monkeypatch, variants):
     from cluster import figures
 
     per_variant = {}
-    for name in ("config", "whole_games", "constant_rate"):
+    for name in ("config", *variants):
         for seed in (0, 1):
             run = tmp_path / name / str(seed)
             run.mkdir(parents=True)
@@ -176,18 +185,27 @@ def test_the_plot_draws_every_run_up_to_its_evaluated_checkpoint_and_closes_its_
                     for s in (100, 200, 300)]
             (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             per_variant.setdefault(name, {})[seed] = {"run_dir": str(run), "frames": 200 * 5}
-    drawn, panels, save = [], [], figures.save
-    monkeypatch.setattr(figures, "save", lambda fig, path: (
-        drawn.extend(list(line.get_xdata()) for line in fig.axes[0].get_lines()),
-        panels.extend(ax.get_title() for ax in fig.axes if ax.get_visible()), save(fig, path))[2])
+    seen, save = [], figures.save
+    monkeypatch.setattr(figures, "save", lambda fig, path: (seen.append(
+        [(ax.get_title(), [list(line.get_xdata()) for line in ax.get_lines()],
+          [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")],
+          ax.get_xlabel(), any(t.get_visible() for t in ax.get_xticklabels()))
+         for ax in fig.axes if ax.get_visible()]), save(fig, path))[1])
     open_before = figures.pyplot().get_fignums()
     path = pong_seeds.plot(per_variant, tmp_path / "plots" / "seeds.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert figures.pyplot().get_fignums() == open_before
-    # one panel a variant; in each, the config's runs and the variant's cut at their 1,000
-    # evaluated frames (steps 100 and 200 at frameskip 5), then +18
-    assert panels == ["whole_games", "constant_rate"]
-    assert drawn[:4] == [[0.0005, 0.001]] * 4 and len(drawn) == 5
+    panels = seen[0]
+    assert [p[0] for p in panels] == (list(variants) or ["config"])      # one panel a variant
+    cut = [0.0005, 0.001]   # each run cut at its 1,000 evaluated frames (steps 100, 200 at frameskip 5)
+    for title, lines, _, _, _ in panels:
+        runs = 2 if title == "config" else 4       # a variant's 2 runs over the config's 2
+        assert lines == [cut] * runs + [[0, 1]]                # then the +18 line
+    assert panels[0][2] == (["seed 0", "seed 1"] if not variants else ["config", "seed 0", "seed 1"])
+    columns = min(len(panels), 4)   # the lowest panel of each column shows and names the frames
+    lowest = {i % columns: p for i, p in enumerate(panels)}
+    assert all(p[3] == "frames (millions)" and p[4] for p in lowest.values())
+    assert not any(p[4] for p in panels if all(p is not q for q in lowest.values()))
 
 
 def test_a_second_benchmark_on_the_same_run_folder_is_refused_before_training(tmp_path, monkeypatch):
