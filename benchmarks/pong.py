@@ -56,7 +56,8 @@ MLP_THROUGHPUT_ENVS = 5
 
 class RefusedRun(RuntimeError):
     """A kept run that the benchmark will not continue or report (it trained otherwise than the
-    config says now); ``benchmarks.run`` prints it as one line."""
+    config says now, or its saved config no longer loads); ``benchmarks.run`` prints it as one
+    line."""
 
 
 def load_config(config: str, sets: Sequence[str] = ()):
