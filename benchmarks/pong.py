@@ -163,6 +163,7 @@ def run() -> dict:
     from cluster.infra.session import RaySession
     from rl.envs import frameskip
 
+    cfg = load_config(CONFIG)
     raw_before = raw_frames_per_s(CONFIG, MEASURE_S / 2)
     envs_per_worker = {"mlp": MLP_THROUGHPUT_ENVS, "cnn": load_config(CNN_CONFIG).rollout.envs_per_worker}
     sampling = {}
@@ -186,8 +187,8 @@ def run() -> dict:
         "training_detail": training,
         "cnn_sampling_frames_per_s": sampling["cnn"],
         "cnn_sampling_per_worker_over_raw": ratio["cnn"],
-        "setup": f"frames = emulator frames ({frameskip(load_config(CONFIG).env)} per agent step; sticky "
-                 f"actions {load_config(CONFIG).env.repeat_action_probability}). Policies: {CONFIG} (the "
+        "setup": f"frames = emulator frames ({frameskip(cfg.env)} per agent step; sticky "
+                 f"actions {cfg.env.repeat_action_probability}). Policies: {CONFIG} (the "
                  f"benchmark's: MLP 1600-200-2) and cnn = {CNN_CONFIG} (the course's CNN); fixed "
                  f"random weights for sampling; whole games, {envs_per_worker['mlp']} (mlp) or "
                  f"{envs_per_worker['cnn']} (cnn) envs per worker",
