@@ -8,7 +8,7 @@ greedy and sampled, sticky actions on. Per variant: each seed's score, and the m
 with its standard error, beside the config's. Into benchmarks/results/pong_seeds.json, with a
 plot of every run's training curve.
 
-A run takes 12-15 minutes on 2 quiet CPUs, 27 in all (about six and a half hours). Each lives in
+A run takes 12-15 minutes on 2 quiet CPUs, 33 in all (about eight hours). Each lives in
 runs/bench-pong-seeds/<variant>/seed<N>/ and is trained and evaluated once: run again after an
 interruption, the benchmark continues where it stopped. Remove a run's folder to redo it.
 """
@@ -36,6 +36,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # twice the games an update, in pieces a quarter as long (at least 1,000 steps an update)
     "8_games_125_steps": ("rollout.envs_per_worker=4", "rollout.steps_per_env=125"),
     "hidden_100": ("policy.hidden_sizes=[100]",),   # half the units (400 did worse than 200)
+    # NOOP beside UP and DOWN, so the paddle can hold still (the course plays all 6 actions)
+    "noop": ("env.action_subset=[0,2,3]",),
+    # a shorter horizon: a point's reward reaches 50 steps back at 0.36 of itself (0.61 at 0.99)
+    "gamma_0.98": ("learner.gamma=0.98",),
 }
 SEEDS = (0, 1, 2)
 RUNS = pong.REPO / "runs" / "bench-pong-seeds"
