@@ -40,6 +40,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "noop": ("env.action_subset=[0,2,3]",),
     # a shorter horizon: a point's reward reaches 50 steps back at 0.36 of itself (0.61 at 0.99)
     "gamma_0.98": ("learner.gamma=0.98",),
+    # shorter still: a point's reward reaches 50 steps back at 0.08 of itself, 14 at 0.49
+    "gamma_0.95": ("learner.gamma=0.95",),
+    # the current frame beside the difference, two channels: a paddle standing still stays seen
+    "frame_and_difference": ("env.observation=frame_and_difference",),
 }
 SEEDS = (0, 1, 2)
 RUNS = pong.REPO / "runs" / "bench-pong-seeds"

@@ -3,13 +3,15 @@
 The course's recipe (after Karpathy's "Pong from Pixels"): crop the playing field (rows 35-195),
 keep every second pixel of the red channel, erase the two background colours, binarise; the policy
 sees the difference of the current and the previous processed frame, so it can tell where the ball
-is going. Two forms:
+is going (``observation: frame_and_difference`` adds the current frame as a second channel, so a
+paddle that stands still stays visible). Two forms:
 
 - ``pong80`` (course 2020): an 80x80 frame.
 - ``pong40`` (course 2021): the 80x80 frame dilated by a 3x3 square (so that the thin ball and
   paddles survive), then every second pixel again: 40x40.
 
-Frames are uint8 0/1, differences int8 -1/0/1: one byte a pixel in the trajectories.
+Frames are uint8 0/1, observations int8 (-1/0/1 differences, 0/1 frames): one byte a pixel a
+channel in the trajectories.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 BACKGROUND_RED = (144, 109)  # red channel of Pong's two background colours
 
 Preprocess = Literal["none", "pong80", "pong40"]
+Observation = Literal["difference", "frame_and_difference"]
 
 
 def preprocess_80(frame: np.ndarray) -> np.ndarray:
@@ -63,28 +66,44 @@ def frame_difference(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
     return current.astype(np.int8) - previous.astype(np.int8)
 
 
-class FrameDifference(gym.Wrapper):
-    """Observations become ``process(frame) - process(previous frame)`` (int8); the first
-    observation of an episode is all zeros, as in the course (previous = current at reset)."""
+def observe(current: np.ndarray, previous: np.ndarray, kind: Observation = "difference") -> np.ndarray:
+    """What the policy sees of two processed frames [..., H, W, 1]: their difference, or for
+    'frame_and_difference' the difference and the current frame as two channels [..., H, W, 2]."""
+    diff = frame_difference(current, previous)
+    if kind == "difference":
+        return diff
+    return np.concatenate([diff, current.view(np.int8)], axis=-1)
 
-    def __init__(self, env: gym.Env, kind: str):
+
+def observation_shape(kind: str, observation: Observation = "difference") -> tuple[int, ...]:
+    """Shape of one observation with preprocessing ``kind``."""
+    frame = PREPROCESSORS[kind](np.zeros((210, 160, 3), np.uint8))
+    return observe(frame, frame, observation).shape
+
+
+class FrameDifference(gym.Wrapper):
+    """Observations become ``process(frame) - process(previous frame)`` (int8; with the current
+    frame beside it for 'frame_and_difference'); the first difference of an episode is all
+    zeros, as in the course (previous = current at reset)."""
+
+    def __init__(self, env: gym.Env, kind: str, observation: Observation = "difference"):
         super().__init__(env)
         self.process = PREPROCESSORS[kind]
-        shape = self.process(np.zeros(env.observation_space.shape, np.uint8)).shape
-        self.observation_space = gym.spaces.Box(-1, 1, shape, np.int8)
+        self.kind = observation
+        self.observation_space = gym.spaces.Box(-1, 1, observation_shape(kind, observation), np.int8)
         self._previous: np.ndarray | None = None
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
         self._previous = self.process(obs)
-        return frame_difference(self._previous, self._previous), info
+        return observe(self._previous, self._previous, self.kind), info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         current = self.process(obs)
-        diff = frame_difference(current, self._previous)
+        seen = observe(current, self._previous, self.kind)
         self._previous = current
-        return diff, reward, terminated, truncated, info
+        return seen, reward, terminated, truncated, info
 
 
 class BatchFrameDifference:
@@ -92,19 +111,21 @@ class BatchFrameDifference:
     preprocessing call for all their frames each step instead of one per environment (NumPy's
     per-call overhead is most of the cost of a 40x40 frame)."""
 
-    def __init__(self, kind: str, num_envs: int):
+    def __init__(self, kind: str, num_envs: int, observation: Observation = "difference"):
         self.process = PREPROCESSORS[kind]
-        self.shape = self.process(np.zeros((210, 160, 3), np.uint8)).shape
-        self.previous = np.zeros((num_envs, *self.shape), np.uint8)
+        self.kind = observation
+        self.shape = observation_shape(kind, observation)
+        frame = self.process(np.zeros((210, 160, 3), np.uint8)).shape
+        self.previous = np.zeros((num_envs, *frame), np.uint8)
 
     def __call__(self, frames: np.ndarray, env_ids: np.ndarray, first: np.ndarray) -> np.ndarray:
         """frames [B, 210, 160, 3] of environments ``env_ids`` [B]; ``first`` [B] marks frames
         that start an episode (their difference is zero). Returns [B, *shape] int8."""
         current = self.process(frames)
-        diff = frame_difference(current, self.previous[env_ids])
-        diff[first] = 0
+        previous = self.previous[env_ids]          # a copy: the episodes' starts set below
+        previous[first] = current[first]
         self.previous[env_ids] = current
-        return diff
+        return observe(current, previous, self.kind)
 
 
 class ActionSubset(gym.ActionWrapper):

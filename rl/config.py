@@ -31,6 +31,10 @@ class EnvConfig:
     preprocess: Literal["none", "pong80", "pong40"] = "none"
     """Pong's frame preprocessing from the course, the policy seeing frame differences:
     'pong80' (2020, 80x80) or 'pong40' (2021, dilated, 40x40)."""
+    observation: Literal["difference", "frame_and_difference"] = "difference"
+    """With a preprocess: what the policy sees, the difference of the current and the previous
+    frame (the course's), or 'frame_and_difference', the current frame beside it as a second
+    channel (a paddle that stands still stays visible)."""
 
     @property
     def is_atari(self) -> bool:
@@ -48,6 +52,9 @@ class EnvConfig:
             if self.preprocess != "none":
                 raise ValueError(f"preprocess: {self.preprocess!r} is for Atari frames; "
                                  f"{self.id} does not render them")
+        if self.observation != "difference" and self.preprocess == "none":
+            raise ValueError(f"observation: {self.observation!r} is of preprocessed frames; set "
+                             "preprocess too (pong80 or pong40)")
 
 
 @dataclass(frozen=True)

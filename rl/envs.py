@@ -35,7 +35,7 @@ def make_env(cfg: EnvConfig, render_mode: str | None = None, preprocess: bool = 
     if cfg.action_subset is not None:
         env = ActionSubset(env, cfg.action_subset)
     if preprocess and cfg.preprocess != "none":
-        env = FrameDifference(env, cfg.preprocess)
+        env = FrameDifference(env, cfg.preprocess, cfg.observation)
     return env
 
 

@@ -45,7 +45,7 @@ class RolloutWorker:
         n = rollout_cfg.envs_per_worker
         self.envs = [make_env(env_cfg, preprocess=False) for _ in range(n)]
         self.frames = (None if env_cfg.preprocess == "none"
-                       else BatchFrameDifference(env_cfg.preprocess, n))
+                       else BatchFrameDifference(env_cfg.preprocess, n, env_cfg.observation))
         self._next_seed: list[int | None] = list(env_seeds[:-1])  # used on each env's first reset
         self.policy = NumpyPolicy(policy_cfg)
         # Each env's game in progress: its next observation (None: start a new game) and its

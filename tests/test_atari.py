@@ -73,21 +73,37 @@ def test_frame_differences(frames):
     np.testing.assert_array_equal(a.astype(np.int16) + diff, b)
 
 
-def test_wrapper_and_batched_preprocessing_give_the_same_observations(frames):
+@pytest.mark.parametrize("observation, channels", [("difference", 1), ("frame_and_difference", 2)])
+def test_wrapper_and_batched_preprocessing_give_the_same_observations(frames, observation, channels):
     cfg = EnvConfig(id="ALE/Pong-v5", frameskip=4, repeat_action_probability=0.0,
-                    preprocess="pong40")
+                    preprocess="pong40", observation=observation)
     env = make_env(cfg)
-    assert env.observation_space.shape == (40, 40, 1) and env.observation_space.dtype == np.int8
+    assert env.observation_space.shape == (40, 40, channels)
+    assert env.observation_space.dtype == np.int8
     obs, _ = env.reset(seed=0)
-    assert not obs.any()                                          # the first difference is zero
+    assert not obs[..., 0].any()                                  # the first difference is zero
     wrapped = [obs] + [env.step(0)[0] for _ in range(79)]
-    batch = BatchFrameDifference("pong40", num_envs=3)
+    batch = BatchFrameDifference("pong40", num_envs=3, observation=observation)
+    assert batch.shape == (40, 40, channels)
     first = batch(frames[:1], np.array([2]), np.array([True]))
     batched = [first[0]] + [batch(frames[t:t + 1], np.array([2]), np.array([False]))[0]
                             for t in range(1, 80)]
     for w, b in zip(wrapped, batched):
         np.testing.assert_array_equal(w, b)
     assert any(w.any() for w in wrapped)
+
+
+def test_frame_and_difference_puts_the_current_frame_beside_the_difference(frames):
+    batch = BatchFrameDifference("pong40", num_envs=1, observation="frame_and_difference")
+    start = batch(frames[49:50], np.array([0]), np.array([True]))[0]
+    a, b = preprocess_40(frames[49]), preprocess_40(frames[50])
+    assert start.dtype == np.int8
+    assert not start[..., 0].any()                                 # a start: no difference...
+    np.testing.assert_array_equal(start[..., 1:], a)               # ...but the frame is there
+    seen = batch(frames[50:51], np.array([0]), np.array([False]))[0]
+    np.testing.assert_array_equal(seen[..., :1], frame_difference(b, a))
+    np.testing.assert_array_equal(seen[..., 1:], b)
+    assert seen[..., 1].any() and set(np.unique(seen[..., 1]).tolist()) <= {0, 1}
 
 
 def test_action_subset_maps_to_the_game_actions():

@@ -85,6 +85,8 @@ BAD = [
     (GOOD + "env:\n  frameskip: 4\n", (), "env.frameskip: only Atari environments (ALE/ ids) have it"),
     (GOOD + "env:\n  id: ALE/Pong-v5\n  preprocess: pong60\n", (),
      "env.preprocess: expected one of 'none', 'pong80', 'pong40', got a string ('pong60')"),
+    (GOOD + "env:\n  id: ALE/Pong-v5\n  observation: frame_and_difference\n", (),
+     "env.observation: 'frame_and_difference' is of preprocessed frames; set preprocess too"),
     (GOOD + "env:\n  id: ALE/Pong-v5\n  repeat_action_probability: 1.5\n", (),
      "env.repeat_action_probability: expected a number >= 0 and <= 1, got 1.5"),
     (GOOD + "env:\n  id: ALE/Pong-v5\n  action_subset: [2]\n", (), "env.action_subset"),
