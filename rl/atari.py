@@ -66,11 +66,12 @@ def frame_difference(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
     return current.astype(np.int8) - previous.astype(np.int8)
 
 
-def observe(current: np.ndarray, previous: np.ndarray, kind: Observation = "difference") -> np.ndarray:
+def observe(current: np.ndarray, previous: np.ndarray,
+            observation: Observation = "difference") -> np.ndarray:
     """What the policy sees of two processed frames [..., H, W, 1]: their difference, or for
     'frame_and_difference' the difference and the current frame as two channels [..., H, W, 2]."""
     diff = frame_difference(current, previous)
-    if kind == "difference":
+    if observation == "difference":
         return diff
     return np.concatenate([diff, current.view(np.int8)], axis=-1)
 
@@ -89,19 +90,19 @@ class FrameDifference(gym.Wrapper):
     def __init__(self, env: gym.Env, kind: str, observation: Observation = "difference"):
         super().__init__(env)
         self.process = PREPROCESSORS[kind]
-        self.kind = observation
+        self.observation = observation
         self.observation_space = gym.spaces.Box(-1, 1, observation_shape(kind, observation), np.int8)
         self._previous: np.ndarray | None = None
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
         self._previous = self.process(obs)
-        return observe(self._previous, self._previous, self.kind), info
+        return observe(self._previous, self._previous, self.observation), info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         current = self.process(obs)
-        seen = observe(current, self._previous, self.kind)
+        seen = observe(current, self._previous, self.observation)
         self._previous = current
         return seen, reward, terminated, truncated, info
 
@@ -113,7 +114,7 @@ class BatchFrameDifference:
 
     def __init__(self, kind: str, num_envs: int, observation: Observation = "difference"):
         self.process = PREPROCESSORS[kind]
-        self.kind = observation
+        self.observation = observation
         self.shape = observation_shape(kind, observation)
         frame = self.process(np.zeros((210, 160, 3), np.uint8)).shape
         self.previous = np.zeros((num_envs, *frame), np.uint8)
@@ -125,7 +126,7 @@ class BatchFrameDifference:
         previous = self.previous[env_ids]          # a copy: the episodes' starts set below
         previous[first] = current[first]
         self.previous[env_ids] = current
-        return observe(current, previous, self.kind)
+        return observe(current, previous, self.observation)
 
 
 class ActionSubset(gym.ActionWrapper):
