@@ -116,8 +116,7 @@ class BatchFrameDifference:
         self.process = PREPROCESSORS[kind]
         self.observation = observation
         self.shape = observation_shape(kind, observation)
-        frame = self.process(np.zeros((210, 160, 3), np.uint8)).shape
-        self.previous = np.zeros((num_envs, *frame), np.uint8)
+        self.previous = np.zeros((num_envs, *self.shape[:-1], 1), np.uint8)   # processed frames
 
     def __call__(self, frames: np.ndarray, env_ids: np.ndarray, first: np.ndarray) -> np.ndarray:
         """frames [B, 210, 160, 3] of environments ``env_ids`` [B]; ``first`` [B] marks frames
