@@ -29,6 +29,19 @@ def test_a_variant_is_compared_with_the_config_by_the_difference_of_means():
     assert list(variant["seeds"]) == ["0", "1", "2"]
 
 
+def test_variants_named_in_more_seeds_train_with_five_seeds_the_others_with_three(monkeypatch):
+    monkeypatch.setattr(pong_seeds, "MORE_SEEDS", {"gamma_0.98": (3, 4)})
+    assert pong_seeds.seeds_of("gamma_0.98") == (0, 1, 2, 3, 4)
+    assert pong_seeds.seeds_of("config") == (0, 1, 2)
+
+
+def test_more_seeds_name_known_variants_and_no_seed_twice():
+    for variant in pong_seeds.MORE_SEEDS:
+        assert variant in pong_seeds.VARIANTS
+        seeds = pong_seeds.seeds_of(variant)
+        assert len(set(seeds)) == len(seeds) > len(pong_seeds.SEEDS)
+
+
 def test_an_evaluation_the_run_already_holds_is_read_not_played_again(tmp_path, monkeypatch):
     played = []
     monkeypatch.setattr(pong, "_labrun", lambda *args: played.append(args))
