@@ -54,12 +54,14 @@ class ReinforceLearner:
         self.optimizer.build(self.variables)   # Adam's m and v: the policy's, then the value's
         self.num_updates = 0
         self.obs_shape = tuple(obs_shape)
-        self._compiled: dict[str, tuple[Any, Any]] = {}   # obs dtype -> (values, chunk gradients)
+        self._compiled: dict[str, tuple[Any, Any, Any]] = {}  # obs dtype -> compiled functions
         self._apply = tf.function(lambda grads: self._apply_grads(grads))
+        self._apply_value = None if self.value_model is None else tf.function(
+            lambda grads: self._apply_value_grads(grads))
 
-    def _functions(self, dtype: np.dtype) -> tuple[Any, Any]:
-        """The compiled value pass and chunk gradient for observations of ``dtype``, made on first
-        use. Observations go in as the workers sent them (Pong's int8 frame differences: a
+    def _functions(self, dtype: np.dtype) -> tuple[Any, Any, Any]:
+        """The compiled value pass, chunk gradient and value-only chunk gradient (None without a
+        value baseline) for observations of ``dtype``, made on first use. Observations go in as the workers sent them (Pong's int8 frame differences: a
         quarter of float32's bytes to a GPU) and become float32 inside, on the learner's device.
         Closures, not bound methods: Ray adds a keyword to the methods of actor classes, which
         would not fit the compiled functions' signatures."""
@@ -73,7 +75,10 @@ class ReinforceLearner:
             grads = tf.function(lambda o, a, w, g, b, m, c, s: self._grads(o, a, w, g, b, m, c, s),
                                 input_signature=(obs_spec, tf.TensorSpec([None], tf.int32), vector,
                                                  vector, vector, vector, flag, tf.TensorSpec([], tf.float32)))
-            self._compiled[name] = (values, grads)
+            value_grads = None if self.value_model is None else tf.function(
+                lambda o, g, m, s: self._value_grads(o, g, m, s),
+                input_signature=(obs_spec, vector, vector, tf.TensorSpec([], tf.float32)))
+            self._compiled[name] = (values, grads, value_grads)
         return self._compiled[name]
 
     def _grads(self, obs: tf.Tensor, actions: tf.Tensor, weights: tf.Tensor, returns: tf.Tensor,
@@ -100,6 +105,25 @@ class ReinforceLearner:
         return (grads, loss * scale, entropy * scale, tf.reduce_sum(rho),
                 tf.reduce_sum(tf.cast(rho < 1, tf.float32) * mask))
 
+    def _value_grads(self, obs: tf.Tensor, returns: tf.Tensor, mask: tf.Tensor, scale: tf.Tensor):
+        """The value network's gradient of one chunk's squared error to ``returns``, scaled by
+        the chunk's share of the batch (the value term of ``_grads``, alone)."""
+        obs = tf.cast(obs, tf.float32)
+        count = tf.maximum(tf.reduce_sum(mask), 1.0)
+        with tf.GradientTape() as tape:
+            values = self.value_model(obs, training=True)[:, 0]
+            loss = 0.5 * tf.reduce_sum(tf.square(values - returns) * mask) / count * scale
+        return tape.gradient(loss, self.value_model.trainable_variables)
+
+    def _apply_value_grads(self, grads: list[tf.Tensor]) -> None:
+        """One Adam step of the value network alone (clipped as in ``_apply_grads``): the
+        policy's weights and its Adam moments stay as they are. The optimizer's step counter
+        is shared, so Adam's bias correction of the policy's first updates is a little
+        smaller than with one step a batch."""
+        if self.cfg.max_grad_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, self.cfg.max_grad_norm)
+        self.optimizer.apply_gradients(zip(grads, self.value_model.trainable_variables))
+
     def _apply_grads(self, grads: list[tf.Tensor]) -> tf.Tensor:
         """One Adam step; the policy's gradient and the value network's are clipped each to its
         own norm (neither shrinks the other). Returns the policy gradient's norm."""
@@ -121,7 +145,8 @@ class ReinforceLearner:
 
         The loss is a mean over the batch's steps; a long batch goes through the network
         ``chunk_steps`` at a time and the chunks' gradients, weighted by their share, are summed
-        into that same gradient before the one optimizer step. ``off_policy``: the batches were
+        into that same gradient before the one optimizer step (then ``value_steps - 1`` steps
+        of the value baseline alone, on the same batch). ``off_policy``: the batches were
         played with older weights (their ``behaviour_logp`` says how likely each action was);
         each step's weight is multiplied by min(1, pi/mu) (else by 1); ``learner/importance_weight_mean``
         and ``learner/importance_weight_below_1`` (the share of steps down-weighted) report it.
@@ -133,7 +158,7 @@ class ReinforceLearner:
             raise ValueError("off_policy update: the batches hold no behaviour_logp")
         behaviour = batch.behaviour_logp if off_policy else np.zeros(batch.num_steps, np.float32)
         total, chunk = batch.num_steps, self.cfg.chunk_steps
-        value_fn, chunk_grads = self._functions(batch.obs.dtype)
+        value_fn, chunk_grads, value_grads = self._functions(batch.obs.dtype)
         returns = episode_returns(batch.rewards, batch.episode_lengths, self.cfg.gamma,
                                   self.cfg.reset_on_reward)                 # [T]
         values = None if value_fn is None else np.concatenate([
@@ -157,6 +182,16 @@ class ReinforceLearner:
         if lr is not None:
             self.optimizer.learning_rate.assign(lr)
         grad_norm = self._apply(grads)
+        for _ in range(self.cfg.value_steps - 1):     # the value baseline's further steps
+            vgrads = None
+            for lo in range(0, total, chunk):
+                hi = min(lo + chunk, total)
+                g = value_grads(padded(batch.obs[lo:hi], chunk),
+                                padded(returns[lo:hi].astype(np.float32), chunk),
+                                padded(np.ones(hi - lo, np.float32), chunk),
+                                tf.constant((hi - lo) / total, tf.float32))
+                vgrads = g if vgrads is None else [x + y for x, y in zip(vgrads, g)]
+            self._apply_value(vgrads)
         self.num_updates += 1
         return {
             "learner/loss": loss,

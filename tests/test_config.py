@@ -103,6 +103,8 @@ BAD = [
      "learner.baseline: 'time_mean' compares returns at the same step of each episode"),
     (GOOD, ("learner.lr_final=1e-4",), "learner.lr_decay_steps: set lr_final and lr_decay_steps together"),
     (GOOD, ("learner.lr_decay_steps=1000",), "learner.lr_final: set lr_final and lr_decay_steps together"),
+    (GOOD, ("learner.value_steps=4",), "learner.value_steps: 4 steps of a value baseline need baseline: value"),
+    (GOOD, ("learner.value_steps=0",), "learner.value_steps: expected an integer >= 1, got 0"),
 ]
 
 

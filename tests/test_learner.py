@@ -338,6 +338,38 @@ def test_value_baseline_state_round_trips_and_a_learner_without_one_refuses_it()
         make_learner().set_state(state)
 
 
+def test_further_value_steps_fit_the_returns_closer_and_leave_the_policy_step_as_it_was():
+    """value_steps=5: the policy's step, its Adam moments and the advantages (V before the
+    batch) are those of value_steps=1; the value network takes 4 more Adam steps on the batch
+    alone, so it ends nearer the returns (gamma 0.5 returns of hand_batch)."""
+    obs, actions, rewards = hand_batch()
+    batch = Trajectories(obs, actions, rewards, np.array([3, 2]))
+    g = np.array([-0.25, -0.5, 1.0, 1.0, 2.0])
+    one, five = (make_learner(gamma=0.5, normalize_returns=False, baseline="value", lr=0.01,
+                              value_steps=k) for k in (1, 5))
+    before = numpy_values(one, obs)
+    np.testing.assert_array_equal(numpy_values(five, obs), before)     # the same seed
+    m1, m5 = one.update([batch]), five.update([batch])
+    assert m5["learner/loss"] == m1["learner/loss"]
+    assert m5["learner/baseline_mse"] == m1["learner/baseline_mse"] == pytest.approx(np.mean((g - before) ** 2))
+    for a, b in zip(one.get_weights(), five.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    policy_moments = len(one.model.trainable_variables)
+    for a, b in zip(first_moments(one)[:policy_moments], first_moments(five)[:policy_moments]):
+        np.testing.assert_array_equal(a, b)
+    error = lambda learner: float(np.mean((numpy_values(learner, obs) - g) ** 2))
+    assert error(five) < error(one) < np.mean((g - before) ** 2)
+    assert int(five.optimizer.iterations.numpy()) == 5
+    # one more batch: the state's layout is the one-step learner's (checkpoints restore across)
+    one.set_state(five.get_state())
+    np.testing.assert_array_equal(numpy_values(one, obs), numpy_values(five, obs))
+
+
+def test_value_steps_need_a_value_baseline():
+    with pytest.raises(ValueError, match="value_steps: 3 steps of a value baseline need baseline: value"):
+        LearnerConfig(value_steps=3, baseline="mean")
+
+
 def test_the_learning_rate_anneals_linearly_then_holds_by_hand():
     from rl.schedules import learning_rate
 
