@@ -70,16 +70,20 @@ def test_gradient_clipping_and_state_round_trip():
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_chunked_update_is_the_same_single_step_as_the_whole_batch():
+@pytest.mark.parametrize("kw", [{}, {"baseline": "value", "value_steps": 3}])
+def test_chunked_update_is_the_same_single_step_as_the_whole_batch(kw):
     rng = np.random.default_rng(1)
     batch = Trajectories(rng.integers(-1, 2, size=(50, 4)).astype(np.int8),   # int8, as Pong's
                          rng.integers(0, 2, 50).astype(np.int32),
                          rng.choice([0.0, 1.0, -1.0], 50).astype(np.float32), np.array([20, 30]))
-    whole, chunked = make_learner(reset_on_reward=True), make_learner(reset_on_reward=True, chunk_steps=7)
+    whole = make_learner(reset_on_reward=True, **kw)
+    chunked = make_learner(reset_on_reward=True, chunk_steps=7, **kw)
     m_whole, m_chunked = whole.update([batch]), chunked.update([batch])
     for key in ("learner/loss", "learner/entropy", "learner/grad_norm"):
         assert m_chunked[key] == pytest.approx(m_whole[key], rel=1e-5)
-    for a, b in zip(whole.get_weights(), chunked.get_weights()):
+    state_whole, state_chunked = whole.get_state(), chunked.get_state()
+    for a, b in zip(state_whole["weights"] + state_whole["value_weights"],
+                    state_chunked["weights"] + state_chunked["value_weights"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
