@@ -38,7 +38,7 @@ bench: $(STAMP)
 bench-pong: $(STAMP)
 	$(BIN)/python -m benchmarks.run pong-learning
 
-## bench-pong-seeds: set up, then the Pong learning config and its variants with 3 seeds each to 20 M frames, evaluated like bench-pong (~10 hours; continues an interrupted run; into pong_seeds.json)
+## bench-pong-seeds: set up, then the Pong learning config and its variants with 3 seeds each (5 for two) to 20 M frames, evaluated like bench-pong (~12 hours; continues an interrupted run; into pong_seeds.json)
 bench-pong-seeds: $(STAMP)
 	$(BIN)/python -m benchmarks.run pong-seeds
 

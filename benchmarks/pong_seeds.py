@@ -8,7 +8,7 @@ greedy and sampled, sticky actions on. Per variant: each seed's score, and the m
 with its standard error, beside the config's. Into benchmarks/results/pong_seeds.json, with a
 plot of every run's training curve.
 
-A run takes 12-15 minutes on 2 quiet CPUs, 42 in all (about ten hours). Each lives in
+A run takes 12-17 minutes on 2 quiet CPUs, 52 in all (about twelve hours). Each lives in
 runs/bench-pong-seeds/<variant>/seed<N>/ and is trained and evaluated once: run again after an
 interruption, the benchmark continues where it stopped. Remove a run's folder to redo it.
 """

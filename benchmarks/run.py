@@ -35,7 +35,7 @@ BENCHMARKS = {
     "music-torch": (supervised.run_music_torch, "supervised", supervised.table_rows),
     "music-check": (supervised.run_music_check, "supervised", supervised.table_rows),
 }
-DURATION = {"mnist-frameworks": "~12 minutes", "music-torch": "~20 minutes", "pong-learning": "~35 minutes", "pong-seeds": "~10 hours", "music": "~40 minutes", "pipeline": "~10 minutes",
+DURATION = {"mnist-frameworks": "~12 minutes", "music-torch": "~20 minutes", "pong-learning": "~35 minutes", "pong-seeds": "~12 hours", "music": "~40 minutes", "pipeline": "~10 minutes",
             "scaling": "~6-10 minutes"}
 # `make bench` runs DEFAULT; `make bench-pong` and `make bench-music` the long ones.
 DEFAULT = ["cartpole", "pong", "pipeline", "supervised", "music-check", "dbvae", "cluster",
