@@ -2,8 +2,9 @@
 seeds?
 
 The config (``configs/pong_mlp.yaml``) and each variant in VARIANTS train with each of its seeds
-(``seeds_of``: SEEDS, and MORE_SEEDS where three left a comparison open) to 20 M emulator frames under sticky actions (``make bench-pong``'s first leg, plus the run seed and
-the variant's overrides); each final policy plays 20 games on seeds no rollout worker played,
+(``seeds_of``: SEEDS, and MORE_SEEDS where three left a comparison open) to 20 M emulator frames
+under sticky actions (``make bench-pong``'s first leg, plus the run seed and the variant's
+overrides); each final policy plays 20 games on seeds no rollout worker played,
 greedy and sampled, sticky actions on. Per variant: each seed's score, and the mean over seeds
 with its standard error, beside the config's. Into benchmarks/results/pong_seeds.json, with a
 plot of every run's training curve.
@@ -47,7 +48,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # the same with an entropy bonus: its policy turned near-deterministic sooner than the config's
     "frame_and_difference_entropy_0.01": ("env.observation=frame_and_difference",
                                           "learner.entropy_coef=0.01"),
-    # 9 more Adam steps of the value baseline alone on each batch: a closer fit, less variance
+    # 9 more Adam steps of the value baseline alone on each batch: a closer fit (less variance?)
     "value_steps_10": ("learner.value_steps=10",),
 }
 SEEDS = (0, 1, 2)

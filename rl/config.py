@@ -98,13 +98,15 @@ class LearnerConfig:
     baseline: Literal["none", "mean", "time_mean", "value"] = "none"
     """Subtracted from the returns before normalising: 'mean' is the batch mean; 'time_mean' is
     the mean return at the same time step across the batch's episodes; 'value' is a learned
-    state value V(s), a network of the policy's shape with its own weights, fitted to the returns
-    by squared error in the same Adam step (REINFORCE with baseline; the workers never see it)."""
+    state value V(s), a network of the policy's shape with its own weights and its own Adam,
+    fitted to the returns by squared error in the same update (REINFORCE with baseline; the
+    workers never see it)."""
     value_steps: int = field(default=1, metadata={"ge": 1})
     """Adam steps of the value baseline on each batch: the first beside the policy's, the rest on
     the value network alone after it (Spinning Up's VPG takes 80), so V(s) follows the returns
-    more closely. The advantages always come from V(s) as it was before the batch, so the
-    baseline never depends on the actions it weighs. Needs baseline: value."""
+    more closely; the policy's steps stay as they are. The advantages always come from V(s) as
+    it was before the batch, so the baseline never depends on the actions it weighs. Needs
+    baseline: value."""
     entropy_coef: float = field(default=0.0, metadata={"ge": 0})
     """Weight of the entropy bonus in the loss (0 is plain REINFORCE)."""
     max_grad_norm: float | None = field(default=None, metadata={"gt": 0})

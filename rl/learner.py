@@ -50,8 +50,12 @@ class ReinforceLearner:
         self.value_model = build_value(obs_shape, policy_cfg, seed) if cfg.baseline == "value" else None
         self.variables = self.model.trainable_variables + (
             self.value_model.trainable_variables if self.value_model is not None else [])
-        self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
-        self.optimizer.build(self.variables)   # Adam's m and v: the policy's, then the value's
+        self.optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)          # the policy's
+        self.optimizer.build(self.model.trainable_variables)
+        self.value_optimizer = None     # the value network's own Adam: its own step count, so
+        if self.value_model is not None:   # value_steps never changes the policy's step size
+            self.value_optimizer = keras.optimizers.Adam(learning_rate=cfg.lr)
+            self.value_optimizer.build(self.value_model.trainable_variables)
         self.num_updates = 0
         self.obs_shape = tuple(obs_shape)
         self._compiled: dict[str, tuple[Any, Any, Any]] = {}  # obs dtype -> compiled functions
@@ -116,26 +120,25 @@ class ReinforceLearner:
         return tape.gradient(loss, self.value_model.trainable_variables)
 
     def _apply_value_grads(self, grads: list[tf.Tensor]) -> None:
-        """One Adam step of the value network alone (clipped as in ``_apply_grads``): the
-        policy's weights and its Adam moments stay as they are. The optimizer's step counter
-        is shared, so Adam's bias correction of the policy's first updates is a little
-        smaller than with one step a batch."""
+        """One step of the value network's Adam alone (clipped as in ``_apply_grads``)."""
         if self.cfg.max_grad_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, self.cfg.max_grad_norm)
-        self.optimizer.apply_gradients(zip(grads, self.value_model.trainable_variables))
+        self.value_optimizer.apply_gradients(zip(grads, self.value_model.trainable_variables))
 
     def _apply_grads(self, grads: list[tf.Tensor]) -> tf.Tensor:
-        """One Adam step; the policy's gradient and the value network's are clipped each to its
-        own norm (neither shrinks the other). Returns the policy gradient's norm."""
+        """One Adam step of the policy and one of the value network (if any), the two gradients
+        clipped each to its own norm (neither shrinks the other). Returns the policy gradient's
+        norm."""
         n = len(self.model.trainable_variables)
-        parts, norms = [], []
-        for part in (grads[:n], grads[n:]):
+        norms = []
+        for part, optimizer, variables in ((grads[:n], self.optimizer, self.model.trainable_variables),
+                                           (grads[n:], self.value_optimizer, self.variables[n:])):
             norm = tf.linalg.global_norm(part) if part else tf.constant(0.0)
             if part and self.cfg.max_grad_norm is not None:
                 part, _ = tf.clip_by_global_norm(part, self.cfg.max_grad_norm, use_norm=norm)
-            parts += list(part)
+            if part:
+                optimizer.apply_gradients(zip(part, variables))
             norms.append(norm)
-        self.optimizer.apply_gradients(zip(parts, self.variables))
         return norms[0]
 
     def update(self, batches: Sequence[Trajectories], off_policy: bool = False,
@@ -180,7 +183,8 @@ class ReinforceLearner:
             loss, entropy = loss + float(chunk_loss), entropy + float(chunk_entropy)
             rho_sum, below = rho_sum + float(chunk_rho), below + float(chunk_below)
         if lr is not None:
-            self.optimizer.learning_rate.assign(lr)
+            for optimizer in self._optimizers():
+                optimizer.learning_rate.assign(lr)
         grad_norm = self._apply(grads)
         for _ in range(self.cfg.value_steps - 1):     # the value baseline's further steps
             vgrads = None
@@ -205,17 +209,23 @@ class ReinforceLearner:
             "time/learn_s": time.perf_counter() - start,
         }
 
+    def _optimizers(self) -> list[keras.optimizers.Optimizer]:
+        return [self.optimizer] + ([self.value_optimizer] if self.value_optimizer is not None else [])
+
     def get_weights(self) -> list[np.ndarray]:
         return [np.asarray(w) for w in self.model.get_weights()]
 
     def get_state(self) -> dict[str, Any]:
         """Policy weights, the value baseline's (if any), optimizer state and the update counter,
-        as NumPy arrays."""
+        as NumPy arrays. The optimizer state: Adam's step count and rate, then m and v of each
+        policy array, then of each value array (the value network's Adam's own step count is
+        num_updates x value_steps)."""
+        value_moments = [] if self.value_optimizer is None else self.value_optimizer.variables[2:]
         return {
             "weights": self.get_weights(),
             "value_weights": ([] if self.value_model is None
                               else [np.asarray(w) for w in self.value_model.get_weights()]),
-            "optimizer": [np.asarray(v.numpy()) for v in self.optimizer.variables],
+            "optimizer": [np.asarray(v.numpy()) for v in self.optimizer.variables + value_moments],
             "num_updates": self.num_updates,
         }
 
@@ -227,11 +237,15 @@ class ReinforceLearner:
         self.model.set_weights(state["weights"])
         if self.value_model is not None:
             self.value_model.set_weights(value_weights)
-        variables = self.optimizer.variables
+        variables = self.optimizer.variables + (
+            [] if self.value_optimizer is None else self.value_optimizer.variables[2:])
         if len(variables) != len(state["optimizer"]):
             raise ValueError(f"checkpoint has {len(state['optimizer'])} optimizer variables, "
                              f"the optimizer has {len(variables)}")
         for var, value in zip(variables, state["optimizer"]):
             if var.name != "learning_rate":  # the config's lr wins (`labrun resume --set learner.lr=...`)
                 var.assign(value)
+        if self.value_optimizer is not None:   # exact when resumed with the value_steps it ran with
+            self.value_optimizer.iterations.assign(
+                int(self.optimizer.iterations.numpy()) * self.cfg.value_steps)
         self.num_updates = int(state["num_updates"])
