@@ -53,7 +53,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 SEEDS = (0, 1, 2)
 # Two more seeds where three could not tell a variant from the config (discounting by 0.98:
-# +4.42 ± 3.93 against +3.13 ± 0.58).
+# +4.42 ± 3.93 against +3.13 ± 0.58 on seeds 0-2; on 0-4, +2.90 ± 2.41 against +1.40 ± 1.84).
 MORE_SEEDS: dict[str, tuple[int, ...]] = {"config": (3, 4), "gamma_0.98": (3, 4)}
 RUNS = pong.REPO / "runs" / "bench-pong-seeds"
 FRAMES = pong.FRAMES[0]
