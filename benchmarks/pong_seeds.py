@@ -179,6 +179,9 @@ def plot(per_variant: dict[str, dict[int, dict]], path: Path) -> Path:
     for ax in axes[:, 0]:
         ax.set_ylabel("training return", fontsize=8)
     axes.flat[0].legend(fontsize=7, loc="upper left")
+    for ax, name in zip(axes.flat[1:], panels[1:]):    # a panel with seeds the first lacks
+        if set(curves[name]) - set(curves[panels[0]]):
+            ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Pong, sticky actions: training return (last 20 games) against frames"
                  + (f"\neach variant's seeds over {pong.CONFIG}'s (grey)" if panels != ["config"]
                     else f"\n{pong.CONFIG}") + "; dashed: solved (+18)", fontsize=9)
