@@ -65,8 +65,9 @@ class ReinforceLearner:
 
     def _functions(self, dtype: np.dtype) -> tuple[Any, Any, Any]:
         """The compiled value pass, chunk gradient and value-only chunk gradient (None without a
-        value baseline) for observations of ``dtype``, made on first use. Observations go in as the workers sent them (Pong's int8 frame differences: a
-        quarter of float32's bytes to a GPU) and become float32 inside, on the learner's device.
+        value baseline) for observations of ``dtype``, made on first use. Observations go in as
+        the workers sent them (Pong's int8 frame differences: a quarter of float32's bytes to a
+        GPU) and become float32 inside, on the learner's device.
         Closures, not bound methods: Ray adds a keyword to the methods of actor classes, which
         would not fit the compiled functions' signatures."""
         name = np.dtype(dtype).name
