@@ -221,6 +221,27 @@ def test_the_plot_draws_one_panel_a_variant_each_run_up_to_its_evaluated_checkpo
     assert not any(p[4] for p in panels if all(p is not q for q in lowest.values()))
 
 
+def test_a_panel_with_seeds_the_first_panel_lacks_gets_its_own_legend(tmp_path, monkeypatch):
+    from cluster import figures
+
+    seeds = {"config": (0, 1, 2, 3), "a": (0, 1), "b": (0, 1, 2, 3), "c": (0, 1)}
+    per_variant = {}
+    for name, runs in seeds.items():
+        for seed in runs:
+            run = tmp_path / name / str(seed)
+            run.mkdir(parents=True)
+            row = {"counters/env_steps": 100, "rollout/episode_return_mean": -20.0}
+            (run / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+            per_variant.setdefault(name, {})[seed] = {"run_dir": str(run), "frames": 1000}
+    legends, save = {}, figures.save
+    monkeypatch.setattr(figures, "save", lambda fig, path: (legends.update(
+        {ax.get_title(): [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else None
+         for ax in fig.axes if ax.get_visible()}), save(fig, path))[1])
+    pong_seeds.plot(per_variant, tmp_path / "seeds.png")
+    assert legends == {"a": ["config", "seed 0", "seed 1"], "c": None,
+                       "b": ["config", "seed 0", "seed 1", "seed 2", "seed 3"]}
+
+
 def test_a_second_benchmark_on_the_same_run_folder_is_refused_before_training(tmp_path, monkeypatch):
     from cluster.errors import UsageError
     from cluster.folders import locked
