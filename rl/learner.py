@@ -187,14 +187,15 @@ class ReinforceLearner:
             for optimizer in self._optimizers():
                 optimizer.learning_rate.assign(lr)
         grad_norm = self._apply(grads)
+        value_chunks = [(padded(batch.obs[lo:hi], chunk), padded(returns[lo:hi].astype(np.float32), chunk),
+                         padded(np.ones(hi - lo, np.float32), chunk),
+                         tf.constant((hi - lo) / total, tf.float32))
+                        for lo, hi in ((lo, min(lo + chunk, total)) for lo in range(0, total, chunk))
+                        ] if self.cfg.value_steps > 1 else []     # padded once, for every step
         for _ in range(self.cfg.value_steps - 1):     # the value baseline's further steps
             vgrads = None
-            for lo in range(0, total, chunk):
-                hi = min(lo + chunk, total)
-                g = value_grads(padded(batch.obs[lo:hi], chunk),
-                                padded(returns[lo:hi].astype(np.float32), chunk),
-                                padded(np.ones(hi - lo, np.float32), chunk),
-                                tf.constant((hi - lo) / total, tf.float32))
+            for args in value_chunks:
+                g = value_grads(*args)
                 vgrads = g if vgrads is None else [x + y for x, y in zip(vgrads, g)]
             self._apply_value(vgrads)
         self.num_updates += 1
